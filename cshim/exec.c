@@ -1,0 +1,918 @@
+/*
+ * The plan executor: clones the container's first process and runs the launch plan in it.
+ *
+ * The caller is a multi-threaded Bun process, so the child must never return into it and must
+ * not touch anything another thread may hold: after clone it uses raw system calls only, no
+ * allocation and no stdio. Every step that fails sends one tc_report (step, errno, path) to the
+ * parent and the child exits; success is the report pipe closing at exec.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/magic.h>
+#include <linux/mount.h>
+#include <linux/openat2.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tinyc.h"
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+#define CHILD_STACK_SIZE (256 * 1024)
+
+struct child {
+	uint8_t *plan;
+	int report_fd; /* write end of the report pipe */
+	int sync_fd;   /* read end of the parent's sync pipe */
+	int root_fd;   /* the rootfs, or "/" after the pivot */
+	int fifo_fd;
+	int step;
+};
+
+/* ---- small helpers that are safe after clone ---- */
+
+static const char *str(struct child *c, uint32_t off)
+{
+	return off ? (const char *)(c->plan + off) : NULL;
+}
+
+static size_t slen(const char *s)
+{
+	size_t n = 0;
+
+	while (s[n])
+		n++;
+	return n;
+}
+
+static void scopy(char *dst, const char *src, size_t cap)
+{
+	size_t i = 0;
+
+	for (; src && src[i] && i + 1 < cap; i++)
+		dst[i] = src[i];
+	dst[i] = 0;
+}
+
+/* "/proc/self/fd/N": mount(2) and friends take a path, this one names an fd we hold. */
+static void fd_path(char *buf, int fd)
+{
+	static const char prefix[] = "/proc/self/fd/";
+	char digits[12];
+	int n = 0, i;
+
+	memcpy(buf, prefix, sizeof(prefix));
+	do {
+		digits[n++] = '0' + fd % 10;
+		fd /= 10;
+	} while (fd);
+	for (i = 0; i < n; i++)
+		buf[sizeof(prefix) - 1 + i] = digits[n - 1 - i];
+	buf[sizeof(prefix) - 1 + n] = 0;
+}
+
+static void send_report(struct child *c, uint32_t kind, int err, int pid, const char *path)
+{
+	struct tc_report r;
+	const char *p = (const char *)&r;
+	size_t left = sizeof(r);
+
+	memset(&r, 0, sizeof(r));
+	r.kind = kind;
+	r.step = c->step;
+	r.err = err;
+	r.pid = pid;
+	scopy(r.path, path, sizeof(r.path));
+	while (left > 0) {
+		ssize_t n = write(c->report_fd, p, left);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		p += n;
+		left -= n;
+	}
+}
+
+static __attribute__((noreturn)) void die(struct child *c, int err, const char *path)
+{
+	send_report(c, TC_REPORT_ERROR, err, 0, path);
+	_exit(127);
+}
+
+static int sys_openat2(int dirfd, const char *path, uint64_t flags, uint64_t resolve)
+{
+	struct open_how how = { .flags = flags, .mode = 0, .resolve = resolve };
+
+	return syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+}
+
+static int sys_mount_setattr(int dirfd, const char *path, unsigned int flags, uint64_t set)
+{
+	struct mount_attr attr = { .attr_set = set };
+
+	return syscall(SYS_mount_setattr, dirfd, path, flags, &attr, sizeof(attr));
+}
+
+/* ---- resolving paths inside the rootfs ---- */
+
+/*
+ * Opens PATH inside the rootfs as an O_PATH fd. RESOLVE_IN_ROOT makes "..", absolute paths
+ * and symlinks stay inside the rootfs, so a hostile image cannot point a mount outside it.
+ */
+static int open_in_root(struct child *c, const char *path, uint32_t flags)
+{
+	uint64_t resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+
+	if (flags & TC_F_NO_SYMLINKS)
+		resolve |= RESOLVE_NO_SYMLINKS;
+	return sys_openat2(c->root_fd, path, O_PATH | O_CLOEXEC, resolve);
+}
+
+/* Creates the missing parts of PATH inside the rootfs, one component at a time. */
+static int create_in_root(struct child *c, const char *path, int last_is_file)
+{
+	char prefix[4096];
+	size_t i = 0, len = slen(path);
+
+	if (len >= sizeof(prefix))
+		return -ENAMETOOLONG;
+	while (i < len) {
+		size_t start, end;
+		int parent, fd, ret;
+
+		while (i < len && path[i] == '/')
+			i++;
+		start = i;
+		while (i < len && path[i] != '/')
+			i++;
+		end = i;
+		if (end == start)
+			break;
+
+		memcpy(prefix, path, end);
+		prefix[end] = 0;
+		fd = open_in_root(c, prefix, 0);
+		if (fd >= 0) {
+			close(fd);
+			continue;
+		}
+		if (errno != ENOENT)
+			return -errno;
+
+		prefix[start] = 0;
+		parent = open_in_root(c, start ? prefix : "/", 0);
+		if (parent < 0)
+			return -errno;
+		memcpy(prefix, path + start, end - start);
+		prefix[end - start] = 0;
+		if (end == len && last_is_file) {
+			ret = openat(parent, prefix, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW,
+				     0644);
+			if (ret >= 0)
+				close(ret);
+		} else {
+			ret = mkdirat(parent, prefix, 0755);
+		}
+		if (ret < 0 && errno != EEXIST) {
+			ret = -errno;
+			close(parent);
+			return ret;
+		}
+		close(parent);
+	}
+	return 0;
+}
+
+static int resolve_target(struct child *c, const struct tc_step *s, const char *path)
+{
+	int fd, ret;
+
+	if (!(s->flags & TC_F_IN_ROOT))
+		return open(path, O_PATH | O_CLOEXEC);
+
+	fd = open_in_root(c, path, s->flags);
+	if (fd >= 0 || errno != ENOENT || !(s->flags & (TC_F_MKDIR | TC_F_MKFILE)))
+		return fd;
+
+	ret = create_in_root(c, path, s->flags & TC_F_MKFILE);
+	if (ret < 0) {
+		errno = -ret;
+		return -1;
+	}
+	return open_in_root(c, path, s->flags);
+}
+
+/* ---- mount steps ---- */
+
+/*
+ * Mount attributes set after a bind. mount_setattr only adds the attributes asked for, so a
+ * flag the host has locked (nosuid on a user's home, say) is kept rather than refused.
+ */
+static int set_attrs(struct child *c, const struct tc_step *s, const char *path, uint64_t attrs)
+{
+	unsigned int at = AT_EMPTY_PATH | ((s->flags & TC_F_RECURSIVE) ? AT_RECURSIVE : 0);
+	int fd, ret;
+
+	if (!attrs)
+		return 0;
+	fd = resolve_target(c, s, path);
+	if (fd < 0)
+		return -errno;
+	ret = sys_mount_setattr(fd, "", at, attrs);
+	if (ret < 0 && errno == ENOSYS) {
+		/* Before Linux 5.12: remount, repeating the flags the mount already has. */
+		struct statfs st;
+		unsigned long keep = 0, flags = MS_BIND | MS_REMOUNT;
+		char p[64];
+
+		if (fstatfs(fd, &st) == 0)
+			keep = st.f_flags & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC |
+					     MS_NOATIME | MS_NODIRATIME | MS_RELATIME);
+		if (attrs & MOUNT_ATTR_RDONLY)
+			flags |= MS_RDONLY;
+		if (attrs & MOUNT_ATTR_NOSUID)
+			flags |= MS_NOSUID;
+		if (attrs & MOUNT_ATTR_NODEV)
+			flags |= MS_NODEV;
+		if (attrs & MOUNT_ATTR_NOEXEC)
+			flags |= MS_NOEXEC;
+		fd_path(p, fd);
+		ret = mount(NULL, p, NULL, flags | keep, NULL);
+	}
+	ret = ret < 0 ? -errno : 0;
+	close(fd);
+	return ret;
+}
+
+static void step_mount(struct child *c, const struct tc_step *s)
+{
+	const char *src = str(c, s->s1), *target = str(c, s->s2), *type = str(c, s->s3);
+	const char *data = str(c, s->s4);
+	char p[64];
+	int fd, ret;
+
+	fd = resolve_target(c, s, target);
+	if (fd < 0)
+		die(c, errno, target);
+	fd_path(p, fd);
+
+	ret = mount(src, p, type, s->a, data);
+	if (ret < 0 && (errno == EPERM || errno == EACCES) && (s->flags & TC_F_FALLBACK)) {
+		/* A new instance is not allowed in this user namespace: bind the host's. */
+		src = str(c, s->c);
+		ret = mount(src, p, NULL, MS_BIND | MS_REC, NULL);
+	}
+	if (ret < 0)
+		die(c, errno, target);
+	close(fd);
+
+	ret = set_attrs(c, s, target, s->b);
+	if (ret < 0)
+		die(c, -ret, target);
+}
+
+static void step_mount_attr(struct child *c, const struct tc_step *s)
+{
+	const char *target = str(c, s->s2);
+	int ret = set_attrs(c, s, target, s->b);
+
+	if (ret == -ENOENT && (s->flags & TC_F_IGNORE_ENOENT))
+		return;
+	if (ret < 0)
+		die(c, -ret, target);
+}
+
+static void step_propagation(struct child *c, const struct tc_step *s)
+{
+	const char *target = str(c, s->s2);
+	char p[64];
+	int fd = resolve_target(c, s, target);
+
+	if (fd < 0)
+		die(c, errno, target);
+	fd_path(p, fd);
+	if (mount(NULL, p, NULL, s->a, NULL) < 0)
+		die(c, errno, target);
+	close(fd);
+}
+
+static void step_symlink(struct child *c, const struct tc_step *s)
+{
+	const char *text = str(c, s->s1), *path = str(c, s->s2);
+	char parent[4096];
+	const char *name = path;
+	size_t i, cut = 0;
+	int dir;
+
+	for (i = 0; path[i]; i++)
+		if (path[i] == '/')
+			cut = i;
+	scopy(parent, path, cut + 1 < sizeof(parent) ? cut + 1 : sizeof(parent));
+	name = path + cut + (path[cut] == '/');
+	dir = open_in_root(c, cut ? parent : "/", 0);
+	if (dir < 0)
+		die(c, errno, path);
+	if (symlinkat(text, dir, name) < 0 && errno != EEXIST)
+		die(c, errno, path);
+	close(dir);
+}
+
+static void step_mknod(struct child *c, const struct tc_step *s)
+{
+	const char *path = str(c, s->s2);
+	char parent[4096];
+	size_t i, cut = 0;
+	int dir;
+
+	for (i = 0; path[i]; i++)
+		if (path[i] == '/')
+			cut = i;
+	scopy(parent, path, cut + 1 < sizeof(parent) ? cut + 1 : sizeof(parent));
+	dir = open_in_root(c, cut ? parent : "/", 0);
+	if (dir < 0)
+		die(c, errno, path);
+	if (mknodat(dir, path + cut + 1, s->a, s->b) < 0 && errno != EEXIST)
+		die(c, errno, path);
+	if (fchownat(dir, path + cut + 1, s->c >> 32, s->c & 0xffffffff, AT_SYMLINK_NOFOLLOW) < 0)
+		die(c, errno, path);
+	close(dir);
+}
+
+/*
+ * pivot_root(".", ".") stacks the old root on top of the new one; unmounting "." then takes
+ * the old root away without needing a folder for it inside the rootfs.
+ */
+static void step_pivot_root(struct child *c, const struct tc_step *s)
+{
+	const char *root = str(c, s->s1);
+	int oldroot, newroot;
+
+	newroot = open(root, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+	if (newroot < 0)
+		die(c, errno, root);
+	if (fchdir(newroot) < 0)
+		die(c, errno, root);
+
+	if (s->flags & TC_F_NO_PIVOT) {
+		if (mount(".", "/", NULL, MS_MOVE, NULL) < 0)
+			die(c, errno, root);
+		if (chroot(".") < 0)
+			die(c, errno, root);
+	} else {
+		oldroot = open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+		if (oldroot < 0)
+			die(c, errno, "/");
+		if (syscall(SYS_pivot_root, ".", ".") < 0)
+			die(c, errno, root);
+		if (fchdir(oldroot) < 0)
+			die(c, errno, "/");
+		/* Keep the unmount below from reaching the host's mounts. */
+		if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0)
+			die(c, errno, "/");
+		if (umount2(".", MNT_DETACH) < 0)
+			die(c, errno, "/");
+		close(oldroot);
+	}
+	if (chdir("/") < 0)
+		die(c, errno, "/");
+	close(newroot);
+	close(c->root_fd);
+	c->root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (c->root_fd < 0)
+		die(c, errno, "/");
+}
+
+/* A masked file gets /dev/null bound over it, a masked folder an empty read-only tmpfs. */
+static void step_mask_path(struct child *c, const struct tc_step *s)
+{
+	const char *path = str(c, s->s2);
+	struct stat st;
+	char p[64];
+	int fd, ret;
+
+	fd = open_in_root(c, path, 0);
+	if (fd < 0 && (errno == ENOENT || errno == ENOTDIR))
+		return;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		die(c, errno, path);
+	fd_path(p, fd);
+	if (S_ISDIR(st.st_mode))
+		ret = mount("tmpfs", p, "tmpfs", MS_RDONLY, "size=0");
+	else
+		ret = mount("/dev/null", p, NULL, MS_BIND, NULL);
+	if (ret < 0)
+		die(c, errno, path);
+	close(fd);
+}
+
+static void step_readonly_path(struct child *c, const struct tc_step *s)
+{
+	const char *path = str(c, s->s2);
+	char p[64];
+	int fd, ret;
+
+	fd = open_in_root(c, path, 0);
+	if (fd < 0 && (errno == ENOENT || errno == ENOTDIR))
+		return;
+	if (fd < 0)
+		die(c, errno, path);
+	fd_path(p, fd);
+	if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) < 0)
+		die(c, errno, path);
+	close(fd);
+	ret = set_attrs(c, s, path, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+					     MOUNT_ATTR_NOEXEC);
+	if (ret < 0)
+		die(c, -ret, path);
+}
+
+/* ---- process steps ---- */
+
+static void step_write_file(struct child *c, const struct tc_step *s)
+{
+	const char *path = str(c, s->s1), *text = str(c, s->s2);
+	size_t len = slen(text);
+	struct statfs st;
+	int fd;
+
+	fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 && errno == ENOENT && (s->flags & TC_F_IGNORE_ENOENT))
+		return;
+	if (fd < 0)
+		die(c, errno, path);
+	/* A bundle could mount something else over /proc; write only to the real one. */
+	if ((s->flags & TC_F_PROC_ONLY) && (fstatfs(fd, &st) < 0 || st.f_type != PROC_SUPER_MAGIC))
+		die(c, EXDEV, path);
+	if (write(fd, text, len) != (ssize_t)len)
+		die(c, errno, path);
+	close(fd);
+}
+
+static void step_chdir(struct child *c, const struct tc_step *s)
+{
+	const char *path = str(c, s->s1);
+	int fd;
+
+	/* No magic links: a cwd of /proc/self/fd/N must not lead to one of our descriptors. */
+	fd = sys_openat2(c->root_fd, path, O_PATH | O_DIRECTORY | O_CLOEXEC,
+			 RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+	if (fd < 0 && errno == ENOENT && (s->flags & TC_F_CREATE)) {
+		mode_t old = umask(0);
+		int ret;
+
+		ret = create_in_root(c, path, 0);
+		umask(old);
+		if (ret < 0)
+			die(c, -ret, path);
+		fd = sys_openat2(c->root_fd, path, O_PATH | O_DIRECTORY | O_CLOEXEC,
+				 RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+	}
+	if (fd < 0 || fchdir(fd) < 0)
+		die(c, errno, path);
+	close(fd);
+}
+
+static void step_cap_bounding(struct child *c, const struct tc_step *s)
+{
+	int cap;
+
+	for (cap = 0; cap < 64; cap++) {
+		if (s->a & (1ULL << cap))
+			continue;
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
+			if (errno == EINVAL)
+				break; /* past the last capability this kernel knows */
+			die(c, errno, NULL);
+		}
+	}
+}
+
+static void step_caps(struct child *c, const struct tc_step *s)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[2];
+	int cap;
+
+	data[0].effective = s->a;
+	data[1].effective = s->a >> 32;
+	data[0].permitted = s->b;
+	data[1].permitted = s->b >> 32;
+	data[0].inheritable = s->c;
+	data[1].inheritable = s->c >> 32;
+	if (syscall(SYS_capset, &hdr, data) < 0)
+		die(c, errno, NULL);
+
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+		die(c, errno, NULL);
+	for (cap = 0; cap < 64; cap++)
+		if ((s->d & (1ULL << cap)) &&
+		    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
+			die(c, errno, NULL);
+}
+
+static void step_setgroups(struct child *c, const struct tc_step *s)
+{
+	const uint8_t *blob = c->plan + s->s1;
+	uint32_t n = *(const uint32_t *)blob;
+
+	if (syscall(SYS_setgroups, n, (const gid_t *)(blob + 8)) < 0)
+		die(c, errno, NULL);
+}
+
+static void step_setuid(struct child *c, const struct tc_step *s)
+{
+	/* Keep the permitted set across the change; step_caps then sets exactly what is asked. */
+	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+		die(c, errno, NULL);
+	if (syscall(SYS_setresuid, s->a, s->a, s->a) < 0)
+		die(c, errno, NULL);
+	if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
+		die(c, errno, NULL);
+}
+
+static void step_seccomp(struct child *c, const struct tc_step *s)
+{
+	const uint8_t *blob = c->plan + s->s1;
+	struct sock_fprog prog = {
+		.len = *(const uint32_t *)blob / sizeof(struct sock_filter),
+		.filter = (struct sock_filter *)(blob + 8),
+	};
+
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, (unsigned int)s->a, &prog) < 0)
+		die(c, errno, NULL);
+}
+
+static void step_ready(struct child *c)
+{
+	char b;
+	ssize_t n;
+
+	send_report(c, TC_REPORT_READY, 0, 0, NULL);
+	/* We hold both ends of the fifo, so this read ends only when "start" writes. */
+	do
+		n = read(c->fifo_fd, &b, 1);
+	while (n < 0 && errno == EINTR);
+	if (n != 1)
+		die(c, n < 0 ? errno : EPIPE, "exec.fifo");
+	close(c->fifo_fd);
+}
+
+static void step_console(struct child *c, const struct tc_step *s)
+{
+	int fd = s->a;
+
+	if (setsid() < 0)
+		die(c, errno, "setsid");
+	if (ioctl(fd, TIOCSCTTY, 0) < 0)
+		die(c, errno, "/dev/console");
+	if (dup2(fd, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+		die(c, errno, "/dev/console");
+	if (fd > 2)
+		close(fd);
+}
+
+/* Relocates a list of string offsets into a NULL-terminated array of pointers, in place. */
+static char **list(struct child *c, uint32_t off)
+{
+	uint32_t n = *(uint32_t *)(c->plan + off), i;
+	uint64_t *slot = (uint64_t *)(c->plan + off + 8);
+
+	for (i = 0; i < n; i++)
+		slot[i] = (uint64_t)(uintptr_t)(c->plan + slot[i]);
+	slot[n] = 0;
+	return (char **)slot;
+}
+
+/* execvpe without the allocation: argv[0] is looked up in the container's PATH. */
+static void step_exec(struct child *c, const struct tc_step *s)
+{
+	char **argv = list(c, s->s1), **envp = list(c, s->s2);
+	const char *path = str(c, s->s3);
+	char buf[4096];
+	int seen_eacces = 0;
+
+	if (strchr(argv[0], '/')) {
+		execve(argv[0], argv, envp);
+		die(c, errno, argv[0]);
+	}
+	while (path && *path) {
+		const char *end = strchr(path, ':');
+		size_t dlen = end ? (size_t)(end - path) : slen(path);
+		size_t alen = slen(argv[0]);
+
+		if (dlen + alen + 2 < sizeof(buf)) {
+			memcpy(buf, dlen ? path : ".", dlen ? dlen : 1);
+			if (!dlen)
+				dlen = 1;
+			buf[dlen] = '/';
+			memcpy(buf + dlen + 1, argv[0], alen + 1);
+			execve(buf, argv, envp);
+			if (errno == EACCES)
+				seen_eacces = 1;
+			else if (errno != ENOENT && errno != ENOTDIR)
+				die(c, errno, buf);
+		}
+		path = end ? end + 1 : path + dlen;
+	}
+	die(c, seen_eacces ? EACCES : ENOENT, argv[0]);
+}
+
+static void run_step(struct child *c, const struct tc_step *s)
+{
+	char b;
+
+	switch (s->op) {
+	case TC_OP_SETNS: {
+		int fd = open(str(c, s->s1), O_RDONLY | O_CLOEXEC);
+
+		if (fd < 0 || setns(fd, s->a) < 0)
+			die(c, errno, str(c, s->s1));
+		close(fd);
+		break;
+	}
+	case TC_OP_WAIT_PARENT:
+		if (read(c->sync_fd, &b, 1) != 1 || b != 'g')
+			die(c, ECANCELED, NULL);
+		close(c->sync_fd);
+		break;
+	case TC_OP_WRITE_FILE:
+		step_write_file(c, s);
+		break;
+	case TC_OP_SETRESID_ROOT:
+		if (syscall(SYS_setresgid, 0, 0, 0) < 0 || syscall(SYS_setresuid, 0, 0, 0) < 0)
+			die(c, errno, NULL);
+		break;
+	case TC_OP_MOUNT:
+		step_mount(c, s);
+		break;
+	case TC_OP_MOUNT_ATTR:
+		step_mount_attr(c, s);
+		break;
+	case TC_OP_PROPAGATION:
+		step_propagation(c, s);
+		break;
+	case TC_OP_SYMLINK:
+		step_symlink(c, s);
+		break;
+	case TC_OP_MKNOD:
+		step_mknod(c, s);
+		break;
+	case TC_OP_PIVOT_ROOT:
+		step_pivot_root(c, s);
+		break;
+	case TC_OP_SETHOSTNAME:
+		if (sethostname(str(c, s->s1), slen(str(c, s->s1))) < 0)
+			die(c, errno, str(c, s->s1));
+		break;
+	case TC_OP_SETDOMAINNAME:
+		if (setdomainname(str(c, s->s1), slen(str(c, s->s1))) < 0)
+			die(c, errno, str(c, s->s1));
+		break;
+	case TC_OP_MASK_PATH:
+		step_mask_path(c, s);
+		break;
+	case TC_OP_READONLY_PATH:
+		step_readonly_path(c, s);
+		break;
+	case TC_OP_RLIMIT: {
+		struct rlimit64 rl = { .rlim_cur = s->b, .rlim_max = s->c };
+
+		if (syscall(SYS_prlimit64, 0, (int)s->a, &rl, NULL) < 0)
+			die(c, errno, NULL);
+		break;
+	}
+	case TC_OP_CHDIR:
+		step_chdir(c, s);
+		break;
+	case TC_OP_CAP_BOUNDING:
+		step_cap_bounding(c, s);
+		break;
+	case TC_OP_SETGROUPS:
+		step_setgroups(c, s);
+		break;
+	case TC_OP_SETGID:
+		if (syscall(SYS_setresgid, s->a, s->a, s->a) < 0)
+			die(c, errno, NULL);
+		break;
+	case TC_OP_SETUID:
+		step_setuid(c, s);
+		break;
+	case TC_OP_CAPS:
+		step_caps(c, s);
+		break;
+	case TC_OP_UMASK:
+		umask(s->a);
+		break;
+	case TC_OP_NO_NEW_PRIVS:
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+			die(c, errno, NULL);
+		break;
+	case TC_OP_SECCOMP:
+		step_seccomp(c, s);
+		break;
+	case TC_OP_OPEN_FIFO:
+		c->fifo_fd = open(str(c, s->s1), O_RDWR | O_CLOEXEC);
+		if (c->fifo_fd < 0)
+			die(c, errno, str(c, s->s1));
+		break;
+	case TC_OP_READY:
+		step_ready(c);
+		break;
+	case TC_OP_CLOSE_FDS:
+		/* Nothing of ours may reach the container: mark every other fd close-on-exec. */
+		if (syscall(SYS_close_range, 3 + (unsigned int)s->a, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+			die(c, errno, NULL);
+		break;
+	case TC_OP_CONSOLE:
+		step_console(c, s);
+		break;
+	case TC_OP_DUP2:
+		if (dup2(s->a, s->b) < 0)
+			die(c, errno, NULL);
+		break;
+	case TC_OP_EXEC:
+		step_exec(c, s);
+		break;
+	case TC_OP_NON_DUMPABLE:
+		/* Also makes /proc/self root-owned, so it comes after the child maps itself. */
+		if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+			die(c, errno, NULL);
+		break;
+	default:
+		die(c, EINVAL, "unknown step");
+	}
+}
+
+static void fork_into_pid_namespace(struct child *c)
+{
+	/* setns(CLONE_NEWPID) only moves our children; CLONE_PARENT hands this one to tinyc. */
+	pid_t pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
+
+	if (pid < 0)
+		die(c, errno, NULL);
+	if (pid > 0) {
+		send_report(c, TC_REPORT_PID, 0, pid, NULL);
+		_exit(0);
+	}
+}
+
+static int child_main(void *arg)
+{
+	struct child *c = arg;
+	struct tc_plan_header *h = (struct tc_plan_header *)c->plan;
+	const struct tc_step *steps = (const struct tc_step *)(c->plan + sizeof(*h));
+	uint32_t i;
+
+	if (h->flags & TC_PLAN_NEW_SESSION)
+		setsid();
+	for (i = 0; i < h->nsteps; i++) {
+		c->step = i;
+		if ((h->flags & TC_PLAN_FORK_AFTER_SETNS) && steps[i].op != TC_OP_SETNS &&
+		    (i == 0 || steps[i - 1].op == TC_OP_SETNS))
+			fork_into_pid_namespace(c);
+		if (c->root_fd < 0 && h->root && (steps[i].flags & TC_F_IN_ROOT)) {
+			c->root_fd = open(str(c, h->root), O_PATH | O_DIRECTORY | O_CLOEXEC);
+			if (c->root_fd < 0)
+				die(c, errno, str(c, h->root));
+		}
+		run_step(c, &steps[i]);
+	}
+	die(c, ENOEXEC, "plan has no exec step");
+}
+
+/* ---- exported to TypeScript ---- */
+
+/*
+ * Starts the child. out[0] = pid, out[1] = read end of the report pipe, out[2] = write end
+ * of the sync pipe (the child waits on it in TC_OP_WAIT_PARENT).
+ */
+int tc_spawn(uint8_t *plan, uint64_t len, int32_t *out)
+{
+	struct tc_plan_header *h = (struct tc_plan_header *)plan;
+	int report[2], sync[2];
+	struct child c;
+	void *stack;
+	pid_t pid;
+	int err;
+
+	if (len < sizeof(*h) || h->magic != TC_PLAN_MAGIC || h->version != TC_PLAN_VERSION ||
+	    h->total_size != len || sizeof(*h) + (uint64_t)h->nsteps * sizeof(struct tc_step) > len)
+		return -EINVAL;
+	if (pipe2(report, O_CLOEXEC) < 0)
+		return -errno;
+	if (pipe2(sync, O_CLOEXEC) < 0) {
+		err = -errno;
+		close(report[0]);
+		close(report[1]);
+		return err;
+	}
+	stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (stack == MAP_FAILED) {
+		err = -errno;
+		goto fail;
+	}
+
+	c = (struct child){ .plan = plan, .report_fd = report[1], .sync_fd = sync[0],
+			    .root_fd = -1, .fifo_fd = -1, .step = -1 };
+	pid = clone(child_main, (char *)stack + CHILD_STACK_SIZE, h->clone_flags | SIGCHLD, &c);
+	err = pid < 0 ? -errno : 0;
+	munmap(stack, CHILD_STACK_SIZE);
+	if (err < 0)
+		goto fail;
+
+	close(report[1]);
+	close(sync[0]);
+	out[0] = pid;
+	out[1] = report[0];
+	out[2] = sync[1];
+	return 0;
+
+fail:
+	close(report[0]);
+	close(report[1]);
+	close(sync[0]);
+	close(sync[1]);
+	return err;
+}
+
+static volatile pid_t forward_to;
+
+static void forward_signal(int sig)
+{
+	int saved = errno;
+
+	if (forward_to > 0)
+		kill(forward_to, sig);
+	errno = saved;
+}
+
+/* Signals the foreground `run` passes on to the container; faults and job control stay ours. */
+static const int forwarded[] = { SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM,
+				 SIGTERM, SIGCONT, SIGWINCH, SIGURG, SIGXCPU, SIGXFSZ, SIGVTALRM,
+				 SIGPROF, SIGIO, SIGPWR };
+#define NFORWARDED (sizeof(forwarded) / sizeof(forwarded[0]))
+
+/*
+ * Waits for PID and stores its wait status. With FORWARD, the signals above are passed on to
+ * it meanwhile; the handlers that were there before are restored afterwards.
+ */
+int tc_wait(int32_t pid, int32_t *status, int32_t forward)
+{
+	struct sigaction sa, old[NFORWARDED];
+	size_t i;
+	int st, ret;
+
+	if (forward) {
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = forward_signal;
+		sa.sa_flags = SA_RESTART;
+		sigemptyset(&sa.sa_mask);
+		forward_to = pid;
+		for (i = 0; i < NFORWARDED; i++)
+			sigaction(forwarded[i], &sa, &old[i]);
+	}
+	do
+		ret = waitpid(pid, &st, __WALL);
+	while (ret < 0 && errno == EINTR);
+	ret = ret < 0 ? -errno : 0;
+	if (forward) {
+		forward_to = 0;
+		for (i = 0; i < NFORWARDED; i++)
+			sigaction(forwarded[i], &old[i], NULL);
+	}
+	if (ret == 0)
+		*status = st;
+	return ret;
+}
+
+int tc_strerror(int32_t err, char *buf, uint64_t len)
+{
+	const char *s = strerrordesc_np(err);
+
+	if (!s)
+		s = "unknown error";
+	if (len == 0)
+		return -EINVAL;
+	scopy(buf, s, len);
+	return 0;
+}

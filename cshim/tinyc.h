@@ -1,0 +1,111 @@
+/*
+ * The launch plan: the one definition of the byte layout that ffi/plan.ts encodes and
+ * cshim/exec.c executes.
+ *
+ *   struct tc_plan_header
+ *   struct tc_step[nsteps]
+ *   data area: NUL-terminated strings, lists and blobs, each 8-byte aligned
+ *
+ * Every reference into the data area is a byte offset from the start of the plan; 0 means
+ * "none". A list is { uint32 count; uint32 pad; uint64 slot[count + 1] } whose slots hold
+ * string offsets; the executor turns them into pointers in place, so a list can be passed to
+ * execve as it is. A blob is { uint32 length; uint32 pad; bytes }.
+ */
+#ifndef TINYC_H
+#define TINYC_H
+
+#include <stdint.h>
+
+#define TC_PLAN_MAGIC 0x4e4c5054u /* "TPLN" */
+#define TC_PLAN_VERSION 1
+
+/* Header flags. */
+#define TC_PLAN_FORK_AFTER_SETNS 0x1 /* fork once more after joining namespaces (pid join) */
+#define TC_PLAN_NEW_SESSION 0x4      /* setsid in the child */
+
+struct tc_plan_header {
+	uint32_t magic;
+	uint32_t version;
+	uint32_t nsteps;
+	uint32_t flags;
+	uint64_t clone_flags; /* CLONE_NEW* for the namespaces to create */
+	uint64_t total_size;
+	uint32_t root;        /* offset of the rootfs path, for TC_F_IN_ROOT before the pivot */
+	uint32_t reserved;
+};
+
+enum tc_op {
+	TC_OP_SETNS = 1,      /* s1 = namespace path, a = CLONE_NEW* type */
+	TC_OP_WAIT_PARENT,    /* block until the parent writes one byte on the sync pipe */
+	TC_OP_WRITE_FILE,     /* s1 = path, s2 = content; flags: TC_F_PROC_ONLY, TC_F_IGNORE_ENOENT */
+	TC_OP_SETRESID_ROOT,  /* setresgid(0) and setresuid(0) inside a new user namespace */
+	TC_OP_MOUNT,          /* s1 = source, s2 = target, s3 = fstype, s4 = data, a = MS_* flags,
+			       * b = MOUNT_ATTR_* set afterwards (keeping locked flags), c = offset of
+			       * the source bound instead when a new instance is refused */
+	TC_OP_MOUNT_ATTR,     /* s2 = target, b = MOUNT_ATTR_* to set */
+	TC_OP_PROPAGATION,    /* s2 = target, a = MS_SHARED/MS_SLAVE/MS_PRIVATE/MS_UNBINDABLE | MS_REC */
+	TC_OP_SYMLINK,        /* s1 = link text, s2 = link path in the rootfs */
+	TC_OP_MKNOD,          /* s2 = path in the rootfs, a = mode, b = dev, c = uid << 32 | gid */
+	TC_OP_PIVOT_ROOT,     /* s1 = rootfs; flags: TC_F_NO_PIVOT uses MS_MOVE + chroot */
+	TC_OP_SETHOSTNAME,    /* s1 = name */
+	TC_OP_SETDOMAINNAME,  /* s1 = name */
+	TC_OP_MASK_PATH,      /* s2 = path; a folder gets a read-only tmpfs, a file /dev/null */
+	TC_OP_READONLY_PATH,  /* s2 = path; bound on itself and made read-only */
+	TC_OP_RLIMIT,         /* a = resource, b = soft, c = hard */
+	TC_OP_CHDIR,          /* s1 = path, resolved without magic links; flags: TC_F_CREATE */
+	TC_OP_CAP_BOUNDING,   /* a = low 64 bits of the set to keep */
+	TC_OP_SETGROUPS,      /* s1 = blob of uint32 gids */
+	TC_OP_SETGID,         /* a = gid */
+	TC_OP_SETUID,         /* a = uid (capabilities kept across the change) */
+	TC_OP_CAPS,           /* a = effective, b = permitted, c = inheritable, d = ambient */
+	TC_OP_UMASK,          /* a = mask */
+	TC_OP_NO_NEW_PRIVS,
+	TC_OP_SECCOMP,        /* s1 = blob of struct sock_filter, a = seccomp filter flags */
+	TC_OP_OPEN_FIFO,      /* s1 = path of the start fifo, opened now and waited on by TC_OP_READY */
+	TC_OP_READY,          /* report "ready" to the parent, then wait for a byte on the fifo */
+	TC_OP_CLOSE_FDS,      /* a = first fd to keep open after exec beyond 2 (preserve-fds count) */
+	TC_OP_CONSOLE,        /* a = fd of the terminal's slave side: setsid, make it the controlling
+			       * terminal and stdin/stdout/stderr */
+	TC_OP_EXEC,           /* s1 = argv list, s2 = envp list, s3 = PATH used to find argv[0] */
+	TC_OP_DUP2,           /* a = from fd, b = to fd */
+	TC_OP_NON_DUMPABLE,   /* no other process may open /proc/PID/exe or ptrace the child */
+};
+
+/* Step flags. */
+#define TC_F_IN_ROOT 0x1        /* the target is a path inside the rootfs, resolved there */
+#define TC_F_MKDIR 0x2          /* create the target (and parents) as a folder if missing */
+#define TC_F_MKFILE 0x4         /* create the target as an empty file if missing */
+#define TC_F_NO_SYMLINKS 0x8    /* refuse a target with any symlink in it (proc, sysfs) */
+#define TC_F_RECURSIVE 0x10     /* attributes apply to the whole mount tree */
+#define TC_F_IGNORE_ENOENT 0x20 /* a missing target is not an error */
+#define TC_F_PROC_ONLY 0x40     /* the file must be on procfs (sysctl, oom_score_adj) */
+#define TC_F_CREATE 0x80        /* chdir: create the folder if missing */
+#define TC_F_NO_PIVOT 0x100
+#define TC_F_FALLBACK 0x200     /* on EPERM or EACCES, rbind the fallback source instead */
+
+struct tc_step {
+	uint32_t op;
+	uint32_t flags;
+	uint32_t s1, s2, s3, s4; /* offsets of strings or blobs, 0 for none */
+	uint64_t a, b, c, d;
+};
+
+/* What the child sends back on the report pipe. */
+#define TC_REPORT_ERROR 1
+#define TC_REPORT_READY 2
+#define TC_REPORT_PID 3 /* the pid of the grandchild, after TC_PLAN_FORK_AFTER_SETNS */
+
+struct tc_report {
+	uint32_t kind;
+	int32_t step; /* index of the step that failed, -1 for the set-up before the first */
+	int32_t err;  /* errno */
+	int32_t pid;
+	char path[4000]; /* the whole record stays under PIPE_BUF */
+};
+
+/* Exported to TypeScript through bun:ffi. Each returns 0 or a negative errno. */
+int tc_spawn(uint8_t *plan, uint64_t len, int32_t *out);
+int tc_wait(int32_t pid, int32_t *status, int32_t forward);
+int tc_strerror(int32_t err, char *buf, uint64_t len);
+
+#endif

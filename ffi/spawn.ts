@@ -1,0 +1,86 @@
+// Starting a plan's child and talking to it: the only calls into the C library that start or
+// wait for processes.
+
+import { ptr } from "bun:ffi";
+import { closeSync, readSync, writeSync } from "node:fs";
+import { native } from "./lib";
+
+export class NativeError extends Error {
+  constructor(
+    public op: string,
+    public errno: number,
+  ) {
+    super(`${op} failed with errno ${errno}`);
+  }
+}
+
+export interface Child {
+  pid: number;
+  /** Read end of the pipe the child reports on; closed at its exec. */
+  reportFd: number;
+  /** Write end of the pipe the child waits on before its user namespace is mapped. */
+  syncFd: number;
+}
+
+export function spawnPlan(bytes: Uint8Array): Child {
+  const out = new Int32Array(3);
+  const ret = native().tc_spawn(ptr(bytes), bytes.length, ptr(out));
+  if (ret < 0) throw new NativeError("clone", -ret);
+  return { pid: out[0], reportFd: out[1], syncFd: out[2] };
+}
+
+/** Lets the child go on past its wait-parent step ("g"), or makes it give up (anything else). */
+export function release(child: Child, go = true): void {
+  try {
+    writeSync(child.syncFd, go ? "g" : "x");
+  } catch {
+    // The child is gone already; its report or exit status says why.
+  }
+  closeSync(child.syncFd);
+}
+
+export type Report =
+  | { kind: "error"; step: number; errno: number; path: string }
+  | { kind: "ready" }
+  | { kind: "pid"; pid: number };
+
+const REPORT_SIZE = 16 + 4000;
+const reportBuf = new Uint8Array(REPORT_SIZE);
+
+/** The next report of the child, or null when the pipe closed (the child exec'd or died). */
+export function readReport(fd: number): Report | null {
+  let got = 0;
+  while (got < REPORT_SIZE) {
+    let n: number;
+    try {
+      n = readSync(fd, reportBuf, got, REPORT_SIZE - got, null);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "EAGAIN") continue;
+      throw e;
+    }
+    if (n === 0) return null;
+    got += n;
+  }
+  const view = new DataView(reportBuf.buffer);
+  const kind = view.getUint32(0, true);
+  if (kind === 2) return { kind: "ready" };
+  if (kind === 3) return { kind: "pid", pid: view.getInt32(12, true) };
+  const end = reportBuf.indexOf(0, 16);
+  const path = Buffer.from(reportBuf.subarray(16, end < 0 ? undefined : end)).toString();
+  return { kind: "error", step: view.getInt32(4, true), errno: view.getInt32(8, true), path };
+}
+
+/** Blocks until PID ends and returns its wait status; FORWARD passes signals on to it. */
+export function waitStatus(pid: number, forward: boolean): number {
+  const status = new Int32Array(1);
+  const ret = native().tc_wait(pid, ptr(status), forward ? 1 : 0);
+  if (ret < 0) throw new NativeError("waitpid", -ret);
+  return status[0];
+}
+
+/** The shell's view of a wait status: N for exit N, 128+S for death by signal S. */
+export function exitCodeOf(status: number): number {
+  const sig = status & 0x7f;
+  if (sig === 0) return (status >> 8) & 0xff;
+  return 128 + sig;
+}

@@ -1,0 +1,37 @@
+// The verbs of the command line, and the overview `tinyc --help` prints.
+
+import type { Globals } from "../cli";
+import { specCommand } from "./spec";
+import { runCommand } from "./run";
+
+export interface Command {
+  summary: string;
+  help: string;
+  run(args: string[], globals: Globals): Promise<number> | number;
+}
+
+export const commands: Record<string, Command> = {
+  spec: specCommand,
+  run: runCommand,
+};
+
+export function usage(): string {
+  const width = Math.max(...Object.keys(commands).map((k) => k.length));
+  const lines = Object.entries(commands).map(([k, c]) => `  ${k.padEnd(width)}  ${c.summary}`);
+  return `tinyc: a rootless container engine in one executable
+
+usage: tinyc [global flags] COMMAND [flags] [arguments]
+
+commands:
+${lines.join("\n")}
+
+global flags:
+  --root DIR          runtime state (default $XDG_RUNTIME_DIR/tinyc, or /run/tinyc as root)
+  --log FILE          write log entries to FILE instead of stderr
+  --log-format FMT    text (default) or json: one object per line with level, msg, time
+  --debug             log debug entries
+  --systemd-cgroup    accepted for runc compatibility
+  --version, -v       print the version and the commit it was built from
+  --help, -h          print this help; "tinyc COMMAND --help" for a command's flags
+`;
+}

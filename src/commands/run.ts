@@ -1,0 +1,179 @@
+import { writeFileSync, writeSync } from "node:fs";
+import minimist from "minimist";
+import { exitCodeOf, waitStatus } from "../../ffi/spawn";
+import type { Globals } from "../cli";
+import { EXIT, TinycError } from "../errors";
+import { requireProcess } from "../oci/config";
+import { loadBundle } from "../runtime/bundle";
+import { launch, prepare, type Prepared } from "../runtime/launch";
+import { rootfsPath } from "../runtime/plan";
+import { defaultStateRoot, newId, processStart, StateStore } from "../runtime/state";
+import type { Command } from "./index";
+
+const help = `usage: tinyc run [flags] BUNDLE [ID]
+       tinyc run [flags] --bundle DIR ID
+
+Runs the container of a bundle and waits for it: its stdin, stdout and stderr are tinyc's,
+signals sent to tinyc reach its first process, and tinyc exits with its status (N for exit N,
+128+S for death by signal S; 125 when tinyc itself failed, 126 when the program cannot be
+run, 127 when it is not found). Its state is removed when it ends.
+
+A first argument that is a path ("." or anything with a "/") is the bundle, and the id is
+generated; without one, --bundle names the bundle and the first argument is the id.
+
+flags:
+  --bundle, -b DIR    the bundle folder
+  --detach, -d        return once the container runs, and leave it running
+  --keep              keep the state of the container after it exits
+  --pid-file FILE     write the container's pid to FILE
+  --no-pivot          move the rootfs to / and chroot instead of pivot_root
+  --no-new-keyring    accepted for runc compatibility (no session keyring is made)
+  --preserve-fds N    pass N more fds (3 and on) to the container
+  --plan              print the launch plan (namespaces, id maps, every step) and exit
+`;
+
+interface RunArgs {
+  bundle: string;
+  id: string;
+  detach: boolean;
+  keep: boolean;
+  pidFile?: string;
+  noPivot: boolean;
+  preserveFds: number;
+  plan: boolean;
+}
+
+function isPath(arg: string): boolean {
+  return arg === "." || arg === ".." || arg.includes("/");
+}
+
+function parseArgs(args: string[]): RunArgs | "help" {
+  const a = minimist(args, {
+    boolean: ["detach", "keep", "no-pivot", "no-new-keyring", "plan", "help"],
+    string: ["bundle", "pid-file", "console-socket", "preserve-fds"],
+    alias: { b: "bundle", d: "detach", h: "help" },
+  });
+  if (a.help) return "help";
+  const pos = a._.map(String);
+  let bundle: string;
+  let id: string | undefined;
+  if (a.bundle) {
+    bundle = a.bundle;
+    id = pos[0];
+    if (!id) throw new TinycError("run: a container id is needed with --bundle", { exitCode: EXIT.usage });
+  } else if (pos[0] !== undefined && isPath(pos[0])) {
+    bundle = pos[0];
+    id = pos[1];
+  } else if (pos[0] !== undefined) {
+    throw new TinycError(
+      `run: ${JSON.stringify(pos[0])} is not a bundle path: running images is not supported`,
+      { exitCode: EXIT.usage, hint: "give a path such as ./bundle, or --bundle DIR ID" },
+    );
+  } else {
+    throw new TinycError("run: a bundle is needed", { exitCode: EXIT.usage, hint: help.split("\n")[0] });
+  }
+  if (a["console-socket"]) {
+    throw new TinycError("run: --console-socket is not supported", { exitCode: EXIT.usage });
+  }
+  const preserve = a["preserve-fds"] === undefined ? 0 : Number(a["preserve-fds"]);
+  if (!Number.isInteger(preserve) || preserve < 0) {
+    throw new TinycError(`run: --preserve-fds ${JSON.stringify(a["preserve-fds"])}: not a count`, {
+      exitCode: EXIT.usage,
+    });
+  }
+  return {
+    bundle,
+    id: id ?? newId().slice(0, 12),
+    detach: !!a.detach,
+    keep: !!a.keep,
+    pidFile: a["pid-file"] || undefined,
+    noPivot: !!a["no-pivot"],
+    preserveFds: preserve,
+    plan: !!a.plan,
+  };
+}
+
+export function printPlan(p: Prepared): void {
+  const ns = Object.entries({
+    NEWNS: 0x20000n, NEWCGROUP: 0x2000000n, NEWUTS: 0x4000000n, NEWIPC: 0x8000000n,
+    NEWUSER: 0x10000000n, NEWPID: 0x20000000n, NEWNET: 0x40000000n, NEWTIME: 0x80n,
+  })
+    .filter(([, f]) => (p.plan.cloneFlags & f) !== 0n)
+    .map(([n]) => `CLONE_${n}`);
+  const lines = [`clone ${ns.join("|") || "(no new namespaces)"}`];
+  if (p.userns) {
+    const show = (m: typeof p.userns.uid) =>
+      m.map((x) => `${x.containerID}->${x.hostID} (${x.size})`).join(", ");
+    const by = { self: "the child", helpers: "newuidmap/newgidmap", parent: "tinyc" }[p.userns.how];
+    lines.push(`uid map ${show(p.userns.uid)}; gid map ${show(p.userns.gid)}; written by ${by}`);
+  }
+  p.plan.steps.forEach((s, i) => lines.push(`${String(i + 1).padStart(3)}. ${s.text}`));
+  writeSync(1, lines.join("\n") + "\n");
+}
+
+export const runCommand: Command = {
+  summary: "run a bundle's container in the foreground (or --detach)",
+  help,
+  async run(args: string[], globals: Globals) {
+    const r = parseArgs(args);
+    if (r === "help") {
+      writeSync(1, help);
+      return 0;
+    }
+    try {
+      return await runBundle(r, globals);
+    } catch (e) {
+      // A failure of tinyc's own (not of the container's program) is 125, as docker has it.
+      if (e instanceof TinycError && e.exitCode === 1) e.exitCode = EXIT.engine;
+      throw e;
+    }
+  },
+};
+
+async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
+  const { dir, spec } = loadBundle(r.bundle);
+  requireProcess(spec);
+  if (spec.process!.terminal) {
+    throw new TinycError("process.terminal: a terminal for run is not supported", {
+      hint: 'set "terminal": false in config.json',
+    });
+  }
+  if (r.plan) {
+    printPlan(prepare(spec, { bundle: dir, noPivot: r.noPivot, preserveFds: r.preserveFds }));
+    return 0;
+  }
+
+  const store = new StateStore(globals.root ?? defaultStateRoot());
+  store.claim(r.id);
+  let keepState = false;
+  try {
+    const prepared = prepare(spec, { bundle: dir, noPivot: r.noPivot, preserveFds: r.preserveFds });
+    const { pid } = await launch(prepared);
+    store.write({
+      ociVersion: spec.ociVersion,
+      id: r.id,
+      status: "running",
+      pid,
+      bundle: dir,
+      rootfs: rootfsPath(spec, dir),
+      created: new Date().toISOString(),
+      annotations: spec.annotations,
+      pidStart: processStart(pid),
+      owner: process.getuid!(),
+    });
+    if (r.pidFile) writeFileSync(r.pidFile, String(pid));
+    if (r.detach) {
+      keepState = true;
+      return 0;
+    }
+    const code = exitCodeOf(waitStatus(pid, true));
+    if (r.keep) {
+      keepState = true;
+      const st = store.read(r.id);
+      if (st) store.write({ ...st, status: "stopped" });
+    }
+    return code;
+  } finally {
+    if (!keepState) store.remove(r.id);
+  }
+}

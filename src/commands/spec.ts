@@ -1,0 +1,45 @@
+import { existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import minimist from "minimist";
+import { TinycError } from "../errors";
+import { defaultSpec, stringifySpec } from "../oci/spec";
+import type { Command } from "./index";
+
+export const specCommand: Command = {
+  summary: "write a config.json for a bundle (runc's template)",
+  help: `usage: tinyc spec [--rootless] [--bundle DIR]
+
+Writes DIR/config.json (default: the current folder), the same template runc writes.
+
+flags:
+  --rootless       map container root to the caller's uid and gid, drop what needs root
+  --bundle, -b DIR the bundle folder to write config.json into
+`,
+  run(args) {
+    const a = minimist(args, {
+      boolean: ["rootless", "help"],
+      string: ["bundle"],
+      alias: { b: "bundle", h: "help" },
+    });
+    if (a.help) {
+      process.stdout.write(this.help);
+      return 0;
+    }
+    const dir = a.bundle || ".";
+    const file = join(dir, "config.json");
+    if (existsSync(file)) {
+      throw new TinycError(`${JSON.stringify(file)} exists: remove it first`);
+    }
+    const spec = defaultSpec({
+      rootless: !!a.rootless,
+      uid: process.getuid!(),
+      gid: process.getgid!(),
+    });
+    try {
+      writeFileSync(file, stringifySpec(spec), { mode: 0o666, flag: "wx" });
+    } catch (e) {
+      throw new TinycError(`write ${JSON.stringify(file)}: ${(e as NodeJS.ErrnoException).code}`);
+    }
+    return 0;
+  },
+};

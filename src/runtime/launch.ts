@@ -1,0 +1,218 @@
+// Starting a container: the plan goes to the C executor, the parent maps the user namespace
+// when a helper must, and the child's reports become errors that name the failing step.
+
+import { readFileSync, writeFileSync } from "node:fs";
+import { encodePlan, type Plan } from "../../ffi/plan";
+import { strerror, errnoName } from "../../ffi/lib";
+import {
+  NativeError,
+  readReport,
+  release,
+  spawnPlan,
+  waitStatus,
+  type Child,
+} from "../../ffi/spawn";
+import { EXIT, TinycError } from "../errors";
+import { log } from "../log";
+import type { Spec } from "../oci/config";
+import {
+  caller,
+  configMaps,
+  defaultMaps,
+  findHelper,
+  helperArgs,
+  mapText,
+  type UsernsMaps,
+} from "./idmap";
+import { buildPlan, CLONE, type PlanContext } from "./plan";
+
+export interface Prepared {
+  plan: Plan;
+  userns?: UsernsMaps;
+  rootless: boolean;
+}
+
+export interface PrepareOptions {
+  bundle: string;
+  fifo?: string;
+  preserveFds?: number;
+  noPivot?: boolean;
+  consoleFd?: number;
+}
+
+/** Decides the user namespace and builds the plan; starts nothing. */
+export function prepare(spec: Spec, opts: PrepareOptions): Prepared {
+  const rootless = process.getuid!() !== 0;
+  const namespaces = spec.linux?.namespaces ?? [];
+  const userNs = namespaces.find((n) => n.type === "user");
+  let userns: UsernsMaps | undefined;
+
+  if (!userNs?.path && (userNs || rootless)) {
+    const uidMaps = spec.linux?.uidMappings ?? [];
+    const gidMaps = spec.linux?.gidMappings ?? [];
+    if (uidMaps.length > 0 || gidMaps.length > 0) {
+      if (uidMaps.length === 0 || gidMaps.length === 0) {
+        throw new TinycError("linux.uidMappings and linux.gidMappings must both be given");
+      }
+      userns = rootless
+        ? configMaps(caller(), uidMaps, gidMaps)
+        : { uid: uidMaps, gid: gidMaps, how: "parent" };
+    } else if (rootless) {
+      userns = defaultMaps(caller());
+    } else {
+      throw new TinycError("a new user namespace needs linux.uidMappings and linux.gidMappings");
+    }
+  }
+
+  const ctx: PlanContext = {
+    bundle: opts.bundle,
+    userns,
+    rootless,
+    fifo: opts.fifo,
+    preserveFds: opts.preserveFds ?? 0,
+    noPivot: opts.noPivot ?? false,
+    consoleFd: opts.consoleFd,
+  };
+  return { plan: buildPlan(spec, ctx), userns, rootless };
+}
+
+export interface Started {
+  pid: number;
+  /** The child that must be reaped besides the container (the one that forked into a pid ns). */
+  intermediate?: number;
+}
+
+/**
+ * Starts the plan and waits until the child has exec'd, or, with a fifo, until it is ready and
+ * waits for "start". Throws the child's failure as a TinycError.
+ */
+export async function launch(p: Prepared): Promise<Started> {
+  const bytes = encodePlan(p.plan);
+  let child: Child;
+  try {
+    child = spawnPlan(bytes);
+  } catch (e) {
+    if (e instanceof NativeError) throw cloneError(e.errno, p.plan.cloneFlags);
+    throw e;
+  }
+  log("debug", `child ${child.pid} started`);
+
+  if (p.userns && p.userns.how !== "self") {
+    try {
+      await mapUserNamespace(child.pid, p.userns);
+    } catch (e) {
+      release(child, false);
+      waitStatus(child.pid, false);
+      throw e;
+    }
+  }
+  release(child, true);
+
+  let pid = child.pid;
+  try {
+    for (;;) {
+      const r = readReport(child.reportFd);
+      if (r === null || r.kind === "ready") break;
+      if (r.kind === "pid") {
+        pid = r.pid;
+        continue;
+      }
+      waitStatus(child.pid, false);
+      throw stepError(p.plan, r.step, r.errno, r.path);
+    }
+  } finally {
+    require("node:fs").closeSync(child.reportFd);
+  }
+  return { pid };
+}
+
+async function mapUserNamespace(pid: number, maps: UsernsMaps): Promise<void> {
+  if (maps.how === "parent") {
+    writeFileSync(`/proc/${pid}/uid_map`, mapText(maps.uid));
+    writeFileSync(`/proc/${pid}/gid_map`, mapText(maps.gid));
+    return;
+  }
+  const run = (tool: string, m: typeof maps.uid) =>
+    Bun.spawn([findHelper(tool)!, ...helperArgs(pid, m)], {
+      stdin: "ignore",
+      stdout: "ignore",
+      stderr: "pipe",
+    });
+  const helpers = [run("newuidmap", maps.uid), run("newgidmap", maps.gid)];
+  const names = ["newuidmap", "newgidmap"];
+  for (const [i, h] of helpers.entries()) {
+    const code = await h.exited;
+    if (code !== 0) {
+      const text = (await new Response(h.stderr).text()).trim().split("\n").pop() ?? "";
+      throw new TinycError(`${names[i]} failed: ${text || `exit status ${code}`}`, {
+        hint: "check the ranges in /etc/subuid and /etc/subgid",
+      });
+    }
+  }
+}
+
+/** One line that names the failing step, its path and the errno. */
+export function stepError(plan: Plan, index: number, errno: number, path: string): TinycError {
+  const step = plan.steps[index];
+  const opts = { errno, code: errnoName(errno), path };
+  if (step?.op === "exec") {
+    if (errno === 2) {
+      return new TinycError(`exec: ${JSON.stringify(path)}: executable file not found in $PATH`, {
+        ...opts,
+        exitCode: EXIT.notFound,
+      });
+    }
+    return new TinycError(`exec: ${JSON.stringify(path)}: ${strerror(errno)}`, {
+      ...opts,
+      exitCode: errno === 13 || errno === 8 ? EXIT.cannotExecute : EXIT.engine,
+    });
+  }
+  if (step?.op === "wait-parent") {
+    return new TinycError("container setup was cancelled", opts);
+  }
+  const what = step ? step.text : "container setup";
+  const where = path && !step?.text.includes(path) ? `${JSON.stringify(path)}: ` : "";
+  const why = step?.op === "write-file" && errno === 18 ? "not on procfs, refused" : strerror(errno);
+  return new TinycError(`${what}: ${where}${why}`, { ...opts, hint: stepHint(step?.op, errno) });
+}
+
+function stepHint(op: string | undefined, errno: number): string | undefined {
+  if (op === "mount" && errno === 1) {
+    return "the kernel refused this mount in the user namespace";
+  }
+  if (op === "rlimit" && errno === 1) return "a hard limit cannot be raised without root";
+  return undefined;
+}
+
+/** The kernel's refusal of a new user namespace, with the setting that causes it. */
+function cloneError(errno: number, flags: bigint): TinycError {
+  const userns = (flags & CLONE.NEWUSER) !== 0n;
+  if (userns && (errno === 1 || errno === 28 || errno === 22 || errno === 13)) {
+    return new TinycError(`cannot create a user namespace: ${strerror(errno)}`, {
+      errno,
+      hint: usernsHint(),
+    });
+  }
+  return new TinycError(`clone: ${strerror(errno)}`, { errno });
+}
+
+export function usernsHint(): string {
+  const read = (p: string) => {
+    try {
+      return readFileSync(p, "utf8").trim();
+    } catch {
+      return undefined;
+    }
+  };
+  if (read("/proc/sys/kernel/unprivileged_userns_clone") === "0") {
+    return "set the sysctl kernel.unprivileged_userns_clone=1";
+  }
+  if (read("/proc/sys/user/max_user_namespaces") === "0") {
+    return "set the sysctl user.max_user_namespaces to a positive number";
+  }
+  if (read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") === "1") {
+    return "AppArmor restricts unprivileged user namespaces: set the sysctl " +
+      "kernel.apparmor_restrict_unprivileged_userns=0 or give tinyc an AppArmor profile";
+  }
+  return "the kernel or a security module refuses unprivileged user namespaces";
+}

@@ -1,0 +1,134 @@
+// Runtime state: one folder per container under the state root, holding state.json (written
+// atomically) and the start fifo.
+
+import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, readdirSync, lstatSync } from "node:fs";
+import { join } from "node:path";
+import { TinycError } from "../errors";
+
+export interface ContainerState {
+  ociVersion: string;
+  id: string;
+  status: "creating" | "created" | "running" | "stopped" | "paused";
+  pid: number;
+  bundle: string;
+  rootfs: string;
+  created: string;
+  annotations?: Record<string, string>;
+  /** Start time of the pid in clock ticks since boot, to tell a reused pid from ours. */
+  pidStart?: number;
+  owner: number;
+}
+
+/** The default state root: /run/tinyc as root, $XDG_RUNTIME_DIR/tinyc otherwise. */
+export function defaultStateRoot(): string {
+  if (process.getuid!() === 0 && !process.env.XDG_RUNTIME_DIR) return "/run/tinyc";
+  const xdg = process.env.XDG_RUNTIME_DIR;
+  if (xdg) return join(xdg, "tinyc");
+  return privateTmp();
+}
+
+/** Without XDG_RUNTIME_DIR: /tmp/tinyc-UID, which must be ours and closed to others. */
+function privateTmp(): string {
+  const uid = process.getuid!();
+  const dir = `/tmp/tinyc-${uid}`;
+  try {
+    mkdirSync(dir, { mode: 0o700 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+  }
+  const st = lstatSync(dir);
+  if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o077) !== 0) {
+    throw new TinycError(`state folder ${JSON.stringify(dir)} is not a private folder of uid ${uid}`, {
+      hint: "set XDG_RUNTIME_DIR or --root",
+    });
+  }
+  return dir;
+}
+
+const ID = /^[A-Za-z0-9_+\-.]+$/;
+
+export function checkId(id: string): void {
+  if (!ID.test(id) || id === "." || id === ".." || id.length > 1024) {
+    throw new TinycError(`invalid container id ${JSON.stringify(id)}`, { exitCode: 1 });
+  }
+}
+
+export function newId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Buffer.from(bytes).toString("hex");
+}
+
+export class StateStore {
+  constructor(public root: string) {}
+
+  dir(id: string): string {
+    return join(this.root, id);
+  }
+
+  /** Claims the id: the folder is made exclusively, so two creates of one id cannot both win. */
+  claim(id: string): string {
+    checkId(id);
+    mkdirSync(this.root, { recursive: true, mode: 0o700 });
+    const dir = this.dir(id);
+    try {
+      mkdirSync(dir, { mode: 0o700 });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "EEXIST") {
+        throw new TinycError(`container with id ${JSON.stringify(id)} already exists`);
+      }
+      throw e;
+    }
+    return dir;
+  }
+
+  write(state: ContainerState): void {
+    const dir = this.dir(state.id);
+    const tmp = join(dir, `.state.json.${process.pid}`);
+    writeFileSync(tmp, JSON.stringify(state), { mode: 0o600 });
+    renameSync(tmp, join(dir, "state.json"));
+  }
+
+  read(id: string): ContainerState | undefined {
+    checkId(id);
+    try {
+      return JSON.parse(readFileSync(join(this.dir(id), "state.json"), "utf8"));
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" || code === "ENOTDIR") return undefined;
+      if (e instanceof SyntaxError) return undefined;
+      throw e;
+    }
+  }
+
+  exists(id: string): boolean {
+    checkId(id);
+    try {
+      return statSync(this.dir(id)).isDirectory();
+    } catch {
+      return false;
+    }
+  }
+
+  remove(id: string): void {
+    rmSync(this.dir(id), { recursive: true, force: true });
+  }
+
+  ids(): string[] {
+    try {
+      return readdirSync(this.root).filter((n) => ID.test(n) && !n.startsWith("."));
+    } catch {
+      return [];
+    }
+  }
+}
+
+/** Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot. */
+export function processStart(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return Number(fields[19]);
+  } catch {
+    return undefined;
+  }
+}
