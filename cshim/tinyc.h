@@ -107,5 +107,8 @@ struct tc_report {
 int tc_spawn(uint8_t *plan, uint64_t len, int32_t *out);
 int tc_wait(int32_t pid, int32_t *status, int32_t forward);
 int tc_strerror(int32_t err, char *buf, uint64_t len);
+int tc_openpty(int32_t *out, char *path, uint64_t len);
+int tc_relay(int32_t master, int32_t pid, int32_t *status);
+int tc_set_dumpable(int32_t on);
 
 #endif

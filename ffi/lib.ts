@@ -11,6 +11,9 @@ const symbols = {
   tc_spawn: { args: [FFIType.ptr, FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
   tc_wait: { args: [FFIType.i32, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
   tc_strerror: { args: [FFIType.i32, FFIType.ptr, FFIType.u64], returns: FFIType.i32 },
+  tc_openpty: { args: [FFIType.ptr, FFIType.ptr, FFIType.u64], returns: FFIType.i32 },
+  tc_relay: { args: [FFIType.i32, FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
+  tc_set_dumpable: { args: [FFIType.i32], returns: FFIType.i32 },
 } as const;
 
 type Lib = ReturnType<typeof dlopen<typeof symbols>>["symbols"];

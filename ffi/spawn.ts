@@ -84,3 +84,32 @@ export function exitCodeOf(status: number): number {
   if (sig === 0) return (status >> 8) & 0xff;
   return 128 + sig;
 }
+
+export interface Pty {
+  master: number;
+  slave: number;
+  /** The slave's name on the host, bound on /dev/console in the container. */
+  path: string;
+}
+
+export function openPty(): Pty {
+  const out = new Int32Array(2);
+  const name = new Uint8Array(256);
+  const ret = native().tc_openpty(ptr(out), ptr(name), name.length);
+  if (ret < 0) throw new NativeError("openpty", -ret);
+  const end = name.indexOf(0);
+  return { master: out[0], slave: out[1], path: Buffer.from(name.subarray(0, end)).toString() };
+}
+
+/** Relays the terminal until PID exits; returns its wait status. */
+export function relayTerminal(master: number, pid: number): number {
+  const status = new Int32Array(1);
+  const ret = native().tc_relay(master, pid, ptr(status));
+  if (ret < 0) throw new NativeError("relay", -ret);
+  return status[0];
+}
+
+/** A non-dumpable process: no other process of the same user can open its /proc/PID/exe. */
+export function setDumpable(on: boolean): void {
+  native().tc_set_dumpable(on ? 1 : 0);
+}

@@ -30,7 +30,7 @@ function splitGlobals(argv: string[]): { globals: string[]; verb?: string; rest:
 export function version(): string {
   const v = typeof TINYC_VERSION === "string" ? TINYC_VERSION : "dev";
   const c = typeof TINYC_COMMIT === "string" ? TINYC_COMMIT : "unknown";
-  return `tinyc version ${v}\ncommit: ${c}\nspec: 1.2.0\n`;
+  return `tinyc version ${v}\ncommit: ${c}\nspec: 1.1.0\n`;
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -1,6 +1,6 @@
-import { writeFileSync, writeSync } from "node:fs";
+import { closeSync, writeFileSync, writeSync } from "node:fs";
 import minimist from "minimist";
-import { exitCodeOf, waitStatus } from "../../ffi/spawn";
+import { exitCodeOf, openPty, relayTerminal, setDumpable, waitStatus } from "../../ffi/spawn";
 import type { Globals } from "../cli";
 import { EXIT, TinycError } from "../errors";
 import { requireProcess } from "../oci/config";
@@ -133,22 +133,34 @@ export const runCommand: Command = {
 async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
   const { dir, spec } = loadBundle(r.bundle);
   requireProcess(spec);
-  if (spec.process!.terminal) {
-    throw new TinycError("process.terminal: a terminal for run is not supported", {
-      hint: 'set "terminal": false in config.json',
+  const terminal = !!spec.process!.terminal;
+  if (terminal && r.detach) {
+    throw new TinycError("process.terminal with --detach needs --console-socket, not supported by run", {
+      hint: "use create --console-socket and start",
     });
   }
   if (r.plan) {
-    printPlan(prepare(spec, { bundle: dir, noPivot: r.noPivot, preserveFds: r.preserveFds }));
+    const tty = terminal ? { fd: 3 + r.preserveFds, path: "/dev/pts/N" } : undefined;
+    printPlan(prepare(spec, { bundle: dir, noPivot: r.noPivot, preserveFds: r.preserveFds, console: tty }));
     return 0;
   }
 
   const store = new StateStore(globals.root ?? defaultStateRoot());
   store.claim(r.id);
   let keepState = false;
+  const pty = terminal ? openPty() : undefined;
   try {
-    const prepared = prepare(spec, { bundle: dir, noPivot: r.noPivot, preserveFds: r.preserveFds });
+    // Nothing in the container may open this process's /proc/PID/exe (the tinyc executable).
+    setDumpable(false);
+    const tty = pty && { fd: pty.slave, path: pty.path };
+    const prepared = prepare(spec, {
+      bundle: dir,
+      noPivot: r.noPivot,
+      preserveFds: r.preserveFds,
+      console: tty,
+    });
     const { pid } = await launch(prepared);
+    if (pty) closeSync(pty.slave);
     store.write({
       ociVersion: spec.ociVersion,
       id: r.id,
@@ -166,7 +178,7 @@ async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
       keepState = true;
       return 0;
     }
-    const code = exitCodeOf(waitStatus(pid, true));
+    const code = exitCodeOf(pty ? relayTerminal(pty.master, pid) : waitStatus(pid, true));
     if (r.keep) {
       keepState = true;
       const st = store.read(r.id);
@@ -174,6 +186,7 @@ async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
     }
     return code;
   } finally {
+    if (pty) closeSync(pty.master);
     if (!keepState) store.remove(r.id);
   }
 }

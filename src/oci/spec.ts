@@ -16,7 +16,7 @@ export interface DefaultSpecOptions {
   cgroupNamespace?: boolean;
 }
 
-export const OCI_VERSION = "1.2.0";
+export const OCI_VERSION = "1.1.0";
 
 const DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
 

@@ -37,7 +37,7 @@ export interface PrepareOptions {
   fifo?: string;
   preserveFds?: number;
   noPivot?: boolean;
-  consoleFd?: number;
+  console?: { fd: number; path: string };
 }
 
 /** Decides the user namespace and builds the plan; starts nothing. */
@@ -71,7 +71,7 @@ export function prepare(spec: Spec, opts: PrepareOptions): Prepared {
     fifo: opts.fifo,
     preserveFds: opts.preserveFds ?? 0,
     noPivot: opts.noPivot ?? false,
-    consoleFd: opts.consoleFd,
+    console: opts.console,
   };
   return { plan: buildPlan(spec, ctx), userns, rootless };
 }

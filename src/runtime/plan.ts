@@ -53,8 +53,8 @@ export interface PlanContext {
   fifo?: string;
   preserveFds: number;
   noPivot: boolean;
-  /** The terminal's slave side, when process.terminal is set. */
-  consoleFd?: number;
+  /** The terminal's slave side (an fd of ours and its name), when process.terminal is set. */
+  console?: { fd: number; path: string };
 }
 
 export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -354,6 +354,17 @@ class Builder {
     for (const d of this.spec.linux?.devices ?? []) {
       this.device(d.path, userns, d.fileMode ?? 0o666, d.uid ?? 0, d.gid ?? 0, d);
     }
+    if (this.ctx.console) {
+      const tty = this.ctx.console.path;
+      this.add({
+        op: "mount",
+        s1: tty,
+        s2: "/dev/console",
+        a: MS.BIND,
+        flags: F.inRoot | F.mkfile,
+        text: `bind the terminal ${tty} on /dev/console`,
+      });
+    }
     if (!mountsDev) return;
     const links: [string, string][] = [
       ["/proc/self/fd", "/dev/fd"],
@@ -541,8 +552,8 @@ class Builder {
       text: `chdir ${p.cwd} (created with mode 0755 if missing)`,
     });
 
-    if (this.ctx.consoleFd !== undefined) {
-      this.add({ op: "console", a: this.ctx.consoleFd, text: "make the terminal stdin/stdout/stderr" });
+    if (this.ctx.console) {
+      this.add({ op: "console", a: this.ctx.console.fd, text: "make the terminal stdin/stdout/stderr" });
     }
 
     const caps = p.capabilities ?? {};

@@ -55,7 +55,7 @@ function expectSameShape(ours: Spec, theirs: any): void {
 describe("defaultSpec", () => {
   test("defaultSpec follows runc's example", () => {
     const spec = defaultSpec({ rootless: false, uid, gid, cgroupNamespace: false });
-    expect(spec.ociVersion).toBe("1.2.0");
+    expect(spec.ociVersion).toBe("1.1.0");
     expect(spec.hostname).toBe("tinyc");
     expect(spec.process?.terminal).toBe(true);
     expect(spec.process?.args).toEqual(["sh"]);
@@ -124,7 +124,7 @@ describe("defaultSpec", () => {
 
   test("stringifySpec indents with tabs and ends with a newline", () => {
     const text = stringifySpec(defaultSpec({ rootless: true, uid, gid }));
-    const head = '{\n\t"ociVersion": "1.2.0",\n\t"process": {\n\t\t"terminal"';
+    const head = '{\n\t"ociVersion": "1.1.0",\n\t"process": {\n\t\t"terminal"';
     expect(text.startsWith(head)).toBe(true);
     expect(text.endsWith("}\n")).toBe(true);
   });
