@@ -45,6 +45,7 @@ struct child {
 	int root_fd;   /* the rootfs, or "/" after the pivot */
 	int fifo_fd;
 	int step;
+	char exec_path[4096]; /* argv[0] as found by TC_OP_FIND_EXEC */
 };
 
 /* ---- small helpers that are safe after clone ---- */
@@ -602,38 +603,62 @@ static char **list(struct child *c, uint32_t off)
 	return (char **)slot;
 }
 
-/* execvpe without the allocation: argv[0] is looked up in the container's PATH. */
-static void step_exec(struct child *c, const struct tc_step *s)
+static int is_executable(const char *path)
 {
-	char **argv = list(c, s->s1), **envp = list(c, s->s2);
-	const char *path = str(c, s->s3);
-	char buf[4096];
-	int seen_eacces = 0;
+	struct stat st;
 
-	if (strchr(argv[0], '/')) {
-		execve(argv[0], argv, envp);
-		die(c, errno, argv[0]);
+	if (stat(path, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EACCES;
+	return access(path, X_OK) < 0 ? -errno : 0;
+}
+
+/*
+ * Finds argv[0] in the container's PATH now, as the container's user, so that a missing
+ * program fails "create" rather than "start" (runc does the same).
+ */
+static void step_find_exec(struct child *c, const struct tc_step *s)
+{
+	const char *name = (const char *)(c->plan + ((uint64_t *)(c->plan + s->s1 + 8))[0]);
+	const char *path = str(c, s->s3);
+	size_t alen = slen(name);
+	int ret, seen_eacces = 0;
+
+	if (strchr(name, '/')) {
+		ret = is_executable(name);
+		if (ret < 0)
+			die(c, -ret, name);
+		scopy(c->exec_path, name, sizeof(c->exec_path));
+		return;
 	}
 	while (path && *path) {
 		const char *end = strchr(path, ':');
 		size_t dlen = end ? (size_t)(end - path) : slen(path);
-		size_t alen = slen(argv[0]);
+		char *buf = c->exec_path;
 
-		if (dlen + alen + 2 < sizeof(buf)) {
+		if (dlen + alen + 2 < sizeof(c->exec_path)) {
 			memcpy(buf, dlen ? path : ".", dlen ? dlen : 1);
-			if (!dlen)
-				dlen = 1;
-			buf[dlen] = '/';
-			memcpy(buf + dlen + 1, argv[0], alen + 1);
-			execve(buf, argv, envp);
-			if (errno == EACCES)
+			buf[dlen ? dlen : 1] = '/';
+			memcpy(buf + (dlen ? dlen : 1) + 1, name, alen + 1);
+			ret = is_executable(buf);
+			if (ret == 0)
+				return;
+			if (ret == -EACCES)
 				seen_eacces = 1;
-			else if (errno != ENOENT && errno != ENOTDIR)
-				die(c, errno, buf);
 		}
 		path = end ? end + 1 : path + dlen;
 	}
-	die(c, seen_eacces ? EACCES : ENOENT, argv[0]);
+	c->exec_path[0] = 0;
+	die(c, seen_eacces ? EACCES : ENOENT, name);
+}
+
+static void step_exec(struct child *c, const struct tc_step *s)
+{
+	char **argv = list(c, s->s1), **envp = list(c, s->s2);
+
+	execve(c->exec_path[0] ? c->exec_path : argv[0], argv, envp);
+	die(c, errno, c->exec_path[0] ? c->exec_path : argv[0]);
 }
 
 static void run_step(struct child *c, const struct tc_step *s)
@@ -751,6 +776,9 @@ static void run_step(struct child *c, const struct tc_step *s)
 		break;
 	case TC_OP_EXEC:
 		step_exec(c, s);
+		break;
+	case TC_OP_FIND_EXEC:
+		step_find_exec(c, s);
 		break;
 	case TC_OP_NON_DUMPABLE:
 		/* Also makes /proc/self root-owned, so it comes after the child maps itself. */

@@ -69,6 +69,7 @@ enum tc_op {
 	TC_OP_EXEC,           /* s1 = argv list, s2 = envp list, s3 = PATH used to find argv[0] */
 	TC_OP_DUP2,           /* a = from fd, b = to fd */
 	TC_OP_NON_DUMPABLE,   /* no other process may open /proc/PID/exe or ptrace the child */
+	TC_OP_FIND_EXEC,      /* s1 = argv list, s3 = PATH: find argv[0] now, for TC_OP_EXEC */
 };
 
 /* Step flags. */
@@ -110,5 +111,10 @@ int tc_strerror(int32_t err, char *buf, uint64_t len);
 int tc_openpty(int32_t *out, char *path, uint64_t len);
 int tc_relay(int32_t master, int32_t pid, int32_t *status);
 int tc_set_dumpable(int32_t on);
+int tc_pidfd_open(int32_t pid);
+int tc_pidfd_signal(int32_t pidfd, int32_t sig);
+int tc_flock(int32_t fd, int32_t op);
+int tc_send_fd(const char *path, int32_t fd);
+int tc_mkfifo(const char *path, uint32_t mode);
 
 #endif

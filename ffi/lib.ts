@@ -14,6 +14,11 @@ const symbols = {
   tc_openpty: { args: [FFIType.ptr, FFIType.ptr, FFIType.u64], returns: FFIType.i32 },
   tc_relay: { args: [FFIType.i32, FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
   tc_set_dumpable: { args: [FFIType.i32], returns: FFIType.i32 },
+  tc_pidfd_open: { args: [FFIType.i32], returns: FFIType.i32 },
+  tc_pidfd_signal: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+  tc_flock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+  tc_send_fd: { args: [FFIType.cstring, FFIType.i32], returns: FFIType.i32 },
+  tc_mkfifo: { args: [FFIType.cstring, FFIType.u32], returns: FFIType.i32 },
 } as const;
 
 type Lib = ReturnType<typeof dlopen<typeof symbols>>["symbols"];

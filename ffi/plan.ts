@@ -32,6 +32,7 @@ export const OPS = {
   exec: 29,
   dup2: 30,
   "non-dumpable": 31,
+  "find-exec": 32,
 } as const;
 
 export type Op = keyof typeof OPS;

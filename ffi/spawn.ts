@@ -113,3 +113,33 @@ export function relayTerminal(master: number, pid: number): number {
 export function setDumpable(on: boolean): void {
   native().tc_set_dumpable(on ? 1 : 0);
 }
+
+/** A pidfd: it names one process for good, so a reused pid is never signalled. */
+export function pidfdOpen(pid: number): number {
+  const fd = native().tc_pidfd_open(pid);
+  if (fd < 0) throw new NativeError("pidfd_open", -fd);
+  return fd;
+}
+
+export function pidfdSignal(pidfd: number, sig: number): void {
+  const ret = native().tc_pidfd_signal(pidfd, sig);
+  if (ret < 0) throw new NativeError("pidfd_send_signal", -ret);
+}
+
+export const LOCK = { SH: 1, EX: 2, NB: 4, UN: 8 } as const;
+
+export function flock(fd: number, op: number): void {
+  const ret = native().tc_flock(fd, op);
+  if (ret < 0) throw new NativeError("flock", -ret);
+}
+
+/** Sends FD over the UNIX socket at PATH (SCM_RIGHTS), the way runc hands out a pty master. */
+export function sendFd(path: string, fd: number): void {
+  const ret = native().tc_send_fd(ptr(Buffer.from(path + "\0")), fd);
+  if (ret < 0) throw new NativeError(`send to console socket ${JSON.stringify(path)}`, -ret);
+}
+
+export function mkfifo(path: string, mode: number): void {
+  const ret = native().tc_mkfifo(ptr(Buffer.from(path + "\0")), mode);
+  if (ret < 0) throw new NativeError(`mkfifo ${JSON.stringify(path)}`, -ret);
+}

@@ -25,7 +25,7 @@ mkdirSync(join(root, "build"), { recursive: true });
 mkdirSync(join(root, "dist"), { recursive: true });
 run([
   cc, "-O2", "-g0", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared", "-fvisibility=default",
-  "-Wl,-z,now", "-o", "build/libtinyc.so", "cshim/exec.c", "cshim/relay.c",
+  "-Wl,-z,now", "-o", "build/libtinyc.so", "cshim/exec.c", "cshim/relay.c", "cshim/misc.c",
 ]);
 const version = JSON.parse(await Bun.file(join(root, "package.json")).text()).version;
 run([

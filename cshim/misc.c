@@ -1,0 +1,83 @@
+/*
+ * Small system calls Bun has no binding for: pidfds, file locks, and passing a descriptor over
+ * a UNIX socket. Each returns 0 (or a new fd) or a negative errno.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "tinyc.h"
+
+int tc_pidfd_open(int32_t pid)
+{
+	int fd = syscall(SYS_pidfd_open, pid, 0);
+
+	return fd < 0 ? -errno : fd;
+}
+
+int tc_pidfd_signal(int32_t pidfd, int32_t sig)
+{
+	return syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0 ? -errno : 0;
+}
+
+int tc_flock(int32_t fd, int32_t op)
+{
+	int ret;
+
+	do
+		ret = flock(fd, op);
+	while (ret < 0 && errno == EINTR);
+	return ret < 0 ? -errno : 0;
+}
+
+/* Connects to the console socket at PATH and sends FD with SCM_RIGHTS, as runc does. */
+int tc_send_fd(const char *path, int32_t fd)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	char data[] = "/dev/ptmx";
+	struct iovec iov = { .iov_base = data, .iov_len = sizeof(data) - 1 };
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			      .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *cmsg;
+	int sock, err = 0;
+
+	if (strlen(path) >= sizeof(addr.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(addr.sun_path, path);
+	sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (sock < 0)
+		return -errno;
+	if (connect(sock, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		err = -errno;
+		goto out;
+	}
+	memset(u.buf, 0, sizeof(u.buf));
+	cmsg = CMSG_FIRSTHDR(&msg);
+	cmsg->cmsg_level = SOL_SOCKET;
+	cmsg->cmsg_type = SCM_RIGHTS;
+	cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+	if (sendmsg(sock, &msg, MSG_NOSIGNAL) < 0)
+		err = -errno;
+out:
+	close(sock);
+	return err;
+}
+
+int tc_mkfifo(const char *path, uint32_t mode)
+{
+	return mkfifo(path, mode) < 0 ? -errno : 0;
+}

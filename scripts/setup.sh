@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Installs what building and testing tinyc need on Debian. Safe to run again: it only acts on
+# what is missing, so a second run takes about a second.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TEST_USER=tinyc-test
+RANGE=65536
+
+if [[ $EUID -eq 0 ]]; then SUDO=(); else SUDO=(sudo); fi
+
+PACKAGES=(gcc libc6-dev make uidmap busybox-static debootstrap fuse-overlayfs runc crun
+  util-linux procps iproute2 hyperfine tmux)
+# A bare Debian has no Node; Debian's own is enough to fetch bun from npm.
+command -v npm >/dev/null || PACKAGES+=(nodejs npm)
+
+installed() {
+  [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]
+}
+
+missing=()
+for p in "${PACKAGES[@]}"; do installed "$p" || missing+=("$p"); done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  # No stdin on CI: apt must never stop to ask.
+  export DEBIAN_FRONTEND=noninteractive
+  "${SUDO[@]}" apt-get update -qq
+  "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [[ ! -x "$REPO/node_modules/.bin/bun" ]]; then
+  echo "setup: installing npm packages"
+  if [[ -f "$REPO/package-lock.json" ]]; then
+    (cd "$REPO" && npm ci --no-audit --no-fund --loglevel=error)
+  else
+    (cd "$REPO" && npm install --no-audit --no-fund --loglevel=error)
+  fi
+fi
+
+# The rootless integration tests run as this user when the suite itself runs as root.
+[[ $EUID -eq 0 ]] || exit 0
+
+if ! getent passwd "$TEST_USER" >/dev/null; then
+  echo "setup: creating user $TEST_USER"
+  useradd --create-home --shell /usr/sbin/nologin "$TEST_USER"
+fi
+
+# useradd may already have given ranges (SUB_UID_COUNT in login.defs); add one only where none.
+# The new range starts past the end of every range in either file, so it overlaps none.
+next_free() {
+  awk -F: -v min=100000 '
+    NF >= 3 { end = $2 + $3; if (end > min) min = end }
+    END { print min }' /etc/subuid /etc/subgid
+}
+touch /etc/subuid /etc/subgid
+start="$(next_free)"
+for f in /etc/subuid /etc/subgid; do
+  if ! grep -q "^$TEST_USER:" "$f"; then
+    echo "$TEST_USER:$start:$RANGE" >>"$f"
+    echo "setup: added $TEST_USER:$start:$RANGE to $f"
+  fi
+done
