@@ -810,6 +810,11 @@ static int child_main(void *arg)
 	const struct tc_step *steps = (const struct tc_step *)(c->plan + sizeof(*h));
 	uint32_t i;
 
+	/*
+	 * The parent may be non-dumpable, which makes our /proc/self root-owned; the child must
+	 * write its own id maps there before TC_OP_NON_DUMPABLE closes it again.
+	 */
+	prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
 	if (h->flags & TC_PLAN_NEW_SESSION)
 		setsid();
 	for (i = 0; i < h->nsteps; i++) {

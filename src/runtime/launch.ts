@@ -155,7 +155,7 @@ async function mapUserNamespace(pid: number, maps: UsernsMaps): Promise<void> {
 export function stepError(plan: Plan, index: number, errno: number, path: string): TinycError {
   const step = plan.steps[index];
   const opts = { errno, code: errnoName(errno), path };
-  if (step?.op === "exec") {
+  if (step?.op === "exec" || step?.op === "find-exec") {
     if (errno === 2) {
       return new TinycError(`exec: ${JSON.stringify(path)}: executable file not found in $PATH`, {
         ...opts,

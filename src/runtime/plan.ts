@@ -589,10 +589,16 @@ class Builder {
     const umask = p.user?.umask ?? 0o022;
     this.add({ op: "umask", a: umask, text: `umask ${umask.toString(8).padStart(4, "0")}` });
     if (p.noNewPrivileges) this.add({ op: "no-new-privs", text: "no new privileges" });
-    if (this.ctx.fifo) this.add({ op: "ready", text: "wait for start" });
 
     const env = p.env ?? [];
     const pathVar = env.findLast((e) => e.startsWith("PATH="))?.slice(5) ?? DEFAULT_PATH;
+    this.add({
+      op: "find-exec",
+      s1: p.args!,
+      s3: pathVar,
+      text: `find ${JSON.stringify(p.args![0])} in ${pathVar}`,
+    });
+    if (this.ctx.fifo) this.add({ op: "ready", text: "wait for start" });
     this.add({
       op: "exec",
       s1: p.args!,
