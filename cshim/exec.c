@@ -819,8 +819,8 @@ static int child_main(void *arg)
 		setsid();
 	for (i = 0; i < h->nsteps; i++) {
 		c->step = i;
-		if ((h->flags & TC_PLAN_FORK_AFTER_SETNS) && steps[i].op != TC_OP_SETNS &&
-		    (i == 0 || steps[i - 1].op == TC_OP_SETNS))
+		if ((h->flags & TC_PLAN_FORK_AFTER_SETNS) && steps[i].op != TC_OP_SETNS && i > 0 &&
+		    steps[i - 1].op == TC_OP_SETNS)
 			fork_into_pid_namespace(c);
 		if (c->root_fd < 0 && h->root && (steps[i].flags & TC_F_IN_ROOT)) {
 			c->root_fd = open(str(c, h->root), O_PATH | O_DIRECTORY | O_CLOEXEC);

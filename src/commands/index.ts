@@ -3,6 +3,10 @@
 import type { Globals } from "../cli";
 import { specCommand } from "./spec";
 import { runCommand } from "./run";
+import { createCommand } from "./create";
+import { startCommand } from "./start";
+import { execCommand } from "./exec";
+import { deleteCommand, killCommand, listCommand, psCommand, stateCommand } from "./lifecycle";
 
 export interface Command {
   summary: string;
@@ -13,6 +17,14 @@ export interface Command {
 export const commands: Record<string, Command> = {
   spec: specCommand,
   run: runCommand,
+  create: createCommand,
+  start: startCommand,
+  state: stateCommand,
+  kill: killCommand,
+  delete: deleteCommand,
+  list: listCommand,
+  ps: psCommand,
+  exec: execCommand,
 };
 
 export function usage(): string {

@@ -172,6 +172,7 @@ async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
       annotations: spec.annotations,
       pidStart: processStart(pid),
       owner: process.getuid!(),
+      process: spec.process,
     });
     if (r.pidFile) writeFileSync(r.pidFile, String(pid));
     if (r.detach) {

@@ -1,7 +1,6 @@
 // Choosing the user namespace's id mappings for a rootless container.
 
 import { existsSync, readFileSync } from "node:fs";
-import { userInfo } from "node:os";
 import type { IdMapping } from "../oci/config";
 import { TinycError } from "../errors";
 
@@ -41,6 +40,8 @@ export interface UsernsMaps {
   gid: IdMapping[];
   /** Written by the child itself (one id each, setgroups denied) or by newuidmap/newgidmap. */
   how: "self" | "helpers" | "parent";
+  /** Known from /proc/PID/setgroups when joining a container's user namespace. */
+  setgroupsDenied?: boolean;
 }
 
 export interface Caller {
@@ -49,16 +50,25 @@ export interface Caller {
   name: string;
 }
 
+/** The name /etc/passwd gives UID; /etc/subuid may name the user either way. */
+function userName(uid: number): string | undefined {
+  let text = "";
+  try {
+    text = readFileSync("/etc/passwd", "utf8");
+  } catch {
+    return undefined;
+  }
+  for (const line of text.split("\n")) {
+    const f = line.split(":");
+    if (f.length > 3 && f[2] === String(uid)) return f[0];
+  }
+  return undefined;
+}
+
 export function caller(): Caller {
   const uid = process.getuid!();
   const gid = process.getgid!();
-  let name = String(uid);
-  try {
-    name = userInfo().username;
-  } catch {
-    // No passwd entry: /etc/subuid may still name the uid.
-  }
-  return { uid, gid, name };
+  return { uid, gid, name: userName(uid) ?? String(uid) };
 }
 
 function single(containerID: number, hostID: number): IdMapping[] {

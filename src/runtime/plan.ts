@@ -4,9 +4,9 @@
 
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
-import { F, type Plan, type Step } from "../../ffi/plan";
+import { F, PLAN, type Plan, type Step } from "../../ffi/plan";
 import { TinycError } from "../errors";
-import type { Mount, Spec } from "../oci/config";
+import type { Mount, Process, Spec } from "../oci/config";
 import { CAPABILITIES, RLIMITS } from "../oci/config";
 import { isMapped, mapText, type UsernsMaps } from "./idmap";
 import {
@@ -68,6 +68,50 @@ export function buildPlan(spec: Spec, ctx: PlanContext): Plan {
   const b = new Builder(spec, ctx);
   return b.build();
 }
+
+export interface ExecContext {
+  /** The container's first process, whose namespaces are joined. */
+  pid: number;
+  /** Namespace types to join (those the container does not share with us). */
+  join: string[];
+  userns?: UsernsMaps;
+  preserveFds: number;
+  console?: { fd: number; path: string };
+}
+
+/** The plan of `exec`: join the container's namespaces, then set up the process as run does. */
+export function buildExecPlan(process: Process, ctx: ExecContext): Plan {
+  const spec: Spec = {
+    ociVersion: "1.1.0",
+    process,
+    root: { path: "/" },
+    linux: { namespaces: ctx.join.map((type) => ({ type, path: `/proc/${ctx.pid}/ns/${nsFile[type]}` })) },
+  } as Spec;
+  const b = new Builder(spec, {
+    bundle: "/",
+    userns: ctx.userns,
+    rootless: false,
+    preserveFds: ctx.preserveFds,
+    noPivot: false,
+    console: ctx.console,
+  });
+  b.add({ op: "close-fds", a: ctx.preserveFds, text: closeText(ctx.preserveFds) });
+  // Before joining: the container must never see a process of ours it could open or trace.
+  b.add({ op: "non-dumpable", text: "make the process non-dumpable (no access to its /proc/PID/exe)" });
+  b.joinNamespaces();
+  b.processSetup();
+  return {
+    cloneFlags: 0n,
+    flags: ctx.join.includes("pid") ? PLAN.forkAfterSetns : 0,
+    root: "/",
+    steps: b.steps,
+  };
+}
+
+const nsFile: Record<string, string> = {
+  user: "user", ipc: "ipc", uts: "uts", network: "net", pid: "pid", mount: "mnt",
+  cgroup: "cgroup", time: "time",
+};
 
 class Builder {
   steps: Step[] = [];
@@ -561,7 +605,7 @@ class Builder {
       (names ?? []).reduce((m, n) => m | (1n << BigInt(CAPABILITIES[n])), 0n);
     this.add({ op: "cap-bounding", a: mask(caps.bounding), text: `bounding set ${capText(caps.bounding)}` });
 
-    const setgroupsDenied = userns?.how === "self";
+    const setgroupsDenied = userns?.setgroupsDenied ?? userns?.how === "self";
     if (groups.length > 0 && setgroupsDenied) {
       throw new TinycError(
         "process.user.additionalGids: supplementary groups need a mapping made by newgidmap",

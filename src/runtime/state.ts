@@ -4,6 +4,7 @@
 import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, readdirSync, lstatSync } from "node:fs";
 import { join } from "node:path";
 import { TinycError } from "../errors";
+import type { Process } from "../oci/config";
 
 export interface ContainerState {
   ociVersion: string;
@@ -17,6 +18,8 @@ export interface ContainerState {
   /** Start time of the pid in clock ticks since boot, to tell a reused pid from ours. */
   pidStart?: number;
   owner: number;
+  /** The config's process, the defaults of `exec`. */
+  process?: Process;
 }
 
 /** The default state root: /run/tinyc as root, $XDG_RUNTIME_DIR/tinyc otherwise. */

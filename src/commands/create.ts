@@ -1,0 +1,117 @@
+import { closeSync, renameSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import minimist from "minimist";
+import { mkfifo, openPty, sendFd, setDumpable } from "../../ffi/spawn";
+import type { Globals } from "../cli";
+import { EXIT, TinycError } from "../errors";
+import { requireProcess } from "../oci/config";
+import { FIFO } from "../runtime/container";
+import { loadBundle } from "../runtime/bundle";
+import { launch, prepare } from "../runtime/launch";
+import { rootfsPath } from "../runtime/plan";
+import { defaultStateRoot, processStart, StateStore } from "../runtime/state";
+import type { Command } from "./index";
+
+const help = `usage: tinyc create [flags] ID
+
+Creates the container ID from a bundle: every namespace, mount and limit is set up and its
+process waits, until "tinyc start ID", to run the program.
+
+flags:
+  --bundle, -b DIR        the bundle folder (default: the current folder)
+  --pid-file FILE         write the container's pid to FILE
+  --console-socket PATH   send the terminal's master over this UNIX socket (process.terminal)
+  --no-pivot              move the rootfs to / and chroot instead of pivot_root
+  --no-new-keyring        accepted for runc compatibility (no session keyring is made)
+  --preserve-fds N        pass N more fds (3 and on) to the container
+`;
+
+/** Writes FILE through a temporary name, so a reader never sees half of it. */
+export function writePidFile(file: string, pid: number): void {
+  const abs = resolve(file);
+  const tmp = join(dirname(abs), `.${process.pid}.pid.tmp`);
+  writeFileSync(tmp, String(pid));
+  renameSync(tmp, abs);
+}
+
+export function parsePreserveFds(value: unknown): number {
+  const n = value === undefined ? 0 : Number(value);
+  if (!Number.isInteger(n) || n < 0) {
+    throw new TinycError(`--preserve-fds ${JSON.stringify(value)}: not a count`, {
+      exitCode: EXIT.usage,
+    });
+  }
+  return n;
+}
+
+export const createCommand: Command = {
+  summary: "create a container from a bundle; it waits for start",
+  help,
+  async run(args: string[], globals: Globals) {
+    const a = minimist(args, {
+      boolean: ["no-pivot", "no-new-keyring", "help"],
+      string: ["bundle", "pid-file", "console-socket", "preserve-fds"],
+      alias: { b: "bundle", h: "help" },
+    });
+    if (a.help) {
+      process.stdout.write(help);
+      return 0;
+    }
+    const id = a._[0] === undefined ? undefined : String(a._[0]);
+    if (!id) throw new TinycError("create: a container id is needed", { exitCode: EXIT.usage });
+    const { dir, spec } = loadBundle(a.bundle || ".");
+    requireProcess(spec);
+    const terminal = !!spec.process!.terminal;
+    const socket: string | undefined = a["console-socket"] || undefined;
+    if (terminal && !socket) {
+      throw new TinycError("process.terminal needs --console-socket when the container is created");
+    }
+    if (!terminal && socket) {
+      throw new TinycError("--console-socket given but process.terminal is not set");
+    }
+    const preserveFds = parsePreserveFds(a["preserve-fds"]);
+
+    const store = new StateStore(globals.root ?? defaultStateRoot());
+    const stateDir = store.claim(id);
+    let done = false;
+    try {
+      const fifo = join(stateDir, FIFO);
+      mkfifo(fifo, 0o600);
+      let tty: { fd: number; path: string } | undefined;
+      if (terminal) {
+        const pty = openPty();
+        sendFd(socket!, pty.master);
+        closeSync(pty.master);
+        tty = { fd: pty.slave, path: pty.path };
+      }
+      setDumpable(false);
+      const prepared = prepare(spec, {
+        bundle: dir,
+        fifo,
+        noPivot: !!a["no-pivot"],
+        preserveFds,
+        console: tty,
+      });
+      const { pid } = await launch(prepared);
+      if (tty) closeSync(tty.fd);
+      store.write({
+        ociVersion: spec.ociVersion,
+        id,
+        status: "created",
+        pid,
+        bundle: dir,
+        rootfs: rootfsPath(spec, dir),
+        created: new Date().toISOString(),
+        annotations: spec.annotations,
+        pidStart: processStart(pid),
+        owner: process.getuid!(),
+        process: spec.process,
+      });
+      if (a["pid-file"]) writePidFile(a["pid-file"], pid);
+      done = true;
+      return 0;
+    } finally {
+      if (!done) store.remove(id);
+    }
+  },
+};

@@ -1,0 +1,205 @@
+import { closeSync, readFileSync, readlinkSync } from "node:fs";
+import minimist from "minimist";
+import { encodePlan } from "../../ffi/plan";
+import {
+  exitCodeOf,
+  openPty,
+  readReport,
+  relayTerminal,
+  release,
+  sendFd,
+  setDumpable,
+  spawnPlan,
+  waitStatus,
+} from "../../ffi/spawn";
+import type { Globals } from "../cli";
+import { EXIT, TinycError } from "../errors";
+import { parseProcess, type IdMapping, type Process } from "../oci/config";
+import { liveStatus, mustLoad } from "../runtime/container";
+import type { UsernsMaps } from "../runtime/idmap";
+import { stepError } from "../runtime/launch";
+import { buildExecPlan } from "../runtime/plan";
+import { defaultStateRoot, StateStore } from "../runtime/state";
+import { parsePreserveFds, writePidFile } from "./create";
+import type { Command } from "./index";
+
+const help = `usage: tinyc exec [flags] ID [COMMAND [ARG...]]
+       tinyc exec [flags] --process process.json ID
+
+Runs another process in a running container: it joins the container's namespaces and gets the
+container's environment, working folder, user and capabilities unless flags say otherwise.
+
+flags:
+  --process, -p FILE      the process as OCI process JSON (instead of COMMAND)
+  --tty, -t               give the process a terminal
+  --console-socket PATH   with --tty and --detach: send the terminal's master over this socket
+  --cwd DIR               working folder in the container
+  --env, -e KEY=VALUE     add or replace an environment variable (repeatable)
+  --user, -u UID[:GID]    run as this user
+  --additional-gids, -g G add a supplementary group (repeatable)
+  --cap CAP               add a capability (repeatable)
+  --no-new-privs          set no_new_privs
+  --detach, -d            return once the process runs
+  --pid-file FILE         write the process's pid to FILE
+  --preserve-fds N        pass N more fds (3 and on) to the process
+`;
+
+const list = (v: unknown): string[] =>
+  v === undefined ? [] : (Array.isArray(v) ? v : [v]).map(String);
+
+function processFromFlags(a: minimist.ParsedArgs, base: Process | undefined): Process {
+  if (a.process) {
+    let text: string;
+    try {
+      text = readFileSync(a.process, "utf8");
+    } catch (e) {
+      throw new TinycError(`--process ${JSON.stringify(a.process)}: ${(e as NodeJS.ErrnoException).code}`);
+    }
+    return parseProcess(text, a.process);
+  }
+  const args = a._.slice(1).map(String);
+  if (args.length === 0) {
+    throw new TinycError("exec: a command (or --process) is needed", { exitCode: EXIT.usage });
+  }
+  const p: Process = structuredClone(base ?? { cwd: "/", args: [] });
+  p.args = args;
+  p.terminal = !!a.tty;
+  if (a.cwd) p.cwd = a.cwd;
+  const env = [...(p.env ?? [])];
+  for (const e of list(a.env)) {
+    const key = e.split("=")[0];
+    const at = env.findIndex((x) => x.split("=")[0] === key);
+    if (at >= 0) env[at] = e;
+    else env.push(e);
+  }
+  p.env = env;
+  if (a.user) {
+    const [uid, gid] = String(a.user).split(":");
+    if (!/^\d+$/.test(uid) || (gid !== undefined && !/^\d+$/.test(gid))) {
+      throw new TinycError(`--user ${JSON.stringify(a.user)}: expected UID[:GID] as numbers`);
+    }
+    p.user = { uid: Number(uid), gid: gid === undefined ? 0 : Number(gid) };
+  }
+  const groups = list(a["additional-gids"]).map(Number);
+  if (groups.length > 0) p.user = { ...(p.user ?? { uid: 0, gid: 0 }), additionalGids: groups };
+  for (const cap of list(a.cap)) {
+    const c = p.capabilities ?? {};
+    for (const set of ["bounding", "effective", "permitted", "ambient"] as const) {
+      c[set] = [...new Set([...(c[set] ?? []), cap])];
+    }
+    p.capabilities = c;
+  }
+  if (a["no-new-privs"]) p.noNewPrivileges = true;
+  return p;
+}
+
+/** The namespaces of PID that differ from ours: those an exec must join. */
+function namespacesToJoin(pid: number): string[] {
+  const files: [string, string][] = [
+    ["user", "user"], ["ipc", "ipc"], ["uts", "uts"], ["network", "net"], ["pid", "pid"],
+    ["mount", "mnt"], ["cgroup", "cgroup"], ["time", "time"],
+  ];
+  const out: string[] = [];
+  for (const [type, file] of files) {
+    try {
+      if (readlinkSync(`/proc/${pid}/ns/${file}`) !== readlinkSync(`/proc/self/ns/${file}`)) {
+        out.push(type);
+      }
+    } catch {
+      // A namespace type this kernel does not have.
+    }
+  }
+  return out;
+}
+
+function readMap(file: string): IdMapping[] {
+  return readFileSync(file, "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => l.trim().split(/\s+/).map(Number))
+    .filter((f) => f.length === 3)
+    .map(([containerID, hostID, size]) => ({ containerID, hostID, size }));
+}
+
+function containerMaps(pid: number): UsernsMaps {
+  return {
+    uid: readMap(`/proc/${pid}/uid_map`),
+    gid: readMap(`/proc/${pid}/gid_map`),
+    how: "parent",
+    setgroupsDenied: readFileSync(`/proc/${pid}/setgroups`, "utf8").trim() === "deny",
+  };
+}
+
+export const execCommand: Command = {
+  summary: "run another process in a running container",
+  help,
+  async run(args: string[], globals: Globals) {
+    const a = minimist(args, {
+      boolean: ["tty", "detach", "no-new-privs", "help"],
+      string: ["process", "console-socket", "cwd", "env", "user", "additional-gids", "cap",
+        "pid-file", "preserve-fds", "process-label", "apparmor"],
+      alias: { p: "process", t: "tty", e: "env", u: "user", g: "additional-gids", d: "detach",
+        h: "help" },
+      stopEarly: true,
+    });
+    if (a.help) {
+      process.stdout.write(help);
+      return 0;
+    }
+    const id = a._[0] === undefined ? undefined : String(a._[0]);
+    if (!id) throw new TinycError("exec: a container id is needed", { exitCode: EXIT.usage });
+    const store = new StateStore(globals.root ?? defaultStateRoot());
+    const st = mustLoad(store, id);
+    const status = liveStatus(store, st);
+    if (status !== "running" && status !== "created") {
+      throw new TinycError(`cannot exec in a ${status} container`);
+    }
+    const proc = processFromFlags(a, st.process);
+    const socket: string | undefined = a["console-socket"] || undefined;
+    const detach = !!a.detach;
+    if (proc.terminal && detach && !socket) {
+      throw new TinycError("exec: --tty with --detach needs --console-socket");
+    }
+
+    const join = namespacesToJoin(st.pid);
+    const userns = join.includes("user") ? containerMaps(st.pid) : undefined;
+    const pty = proc.terminal ? openPty() : undefined;
+    if (pty && socket) {
+      sendFd(socket, pty.master);
+      closeSync(pty.master);
+    }
+    setDumpable(false);
+    const plan = buildExecPlan(proc, {
+      pid: st.pid,
+      join,
+      userns,
+      preserveFds: parsePreserveFds(a["preserve-fds"]),
+      console: pty && { fd: pty.slave, path: pty.path },
+    });
+
+    const child = spawnPlan(encodePlan(plan));
+    release(child, true);
+    let pid = child.pid;
+    try {
+      for (;;) {
+        const r = readReport(child.reportFd);
+        if (r === null) break;
+        if (r.kind === "pid") pid = r.pid;
+        else if (r.kind === "error") {
+          if (pid !== child.pid) waitStatus(pid, false);
+          waitStatus(child.pid, false);
+          throw stepError(plan, r.step, r.errno, r.path);
+        }
+      }
+    } finally {
+      closeSync(child.reportFd);
+    }
+    // The process that forked into the pid namespace has ended; the program is its sibling.
+    if (pid !== child.pid) waitStatus(child.pid, false);
+    if (pty) closeSync(pty.slave);
+    if (a["pid-file"]) writePidFile(a["pid-file"], pid);
+    if (detach) return 0;
+    const wait = pty && !socket ? relayTerminal(pty.master, pid) : waitStatus(pid, true);
+    return exitCodeOf(wait);
+  },
+};

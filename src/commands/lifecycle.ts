@@ -1,0 +1,195 @@
+// The runc verbs that look at or end a container: state, kill, delete, list, ps.
+
+import { writeSync } from "node:fs";
+import minimist from "minimist";
+import type { Globals } from "../cli";
+import { EXIT, TinycError } from "../errors";
+import {
+  containerPids,
+  isAlive,
+  liveStatus,
+  lockContainer,
+  mustLoad,
+  ociState,
+  parseSignal,
+  signalProcess,
+  waitGone,
+} from "../runtime/container";
+import { defaultStateRoot, StateStore } from "../runtime/state";
+import type { Command } from "./index";
+
+function store(globals: Globals): StateStore {
+  return new StateStore(globals.root ?? defaultStateRoot());
+}
+
+function needId(verb: string, a: minimist.ParsedArgs): string {
+  const id = a._[0] === undefined ? undefined : String(a._[0]);
+  if (!id) throw new TinycError(`${verb}: a container id is needed`, { exitCode: EXIT.usage });
+  return id;
+}
+
+function out(text: string): void {
+  writeSync(1, text);
+}
+
+function helpOr(a: minimist.ParsedArgs, help: string): boolean {
+  if (a.help) out(help);
+  return !!a.help;
+}
+
+export const stateCommand: Command = {
+  summary: "print the OCI state of a container as JSON",
+  help: "usage: tinyc state ID\n\nPrints the container's state (the OCI state JSON).\n",
+  run(args, globals) {
+    const a = minimist(args, { boolean: ["help"], alias: { h: "help" } });
+    if (helpOr(a, this.help)) return 0;
+    const s = store(globals);
+    const st = mustLoad(s, needId("state", a));
+    out(JSON.stringify(ociState(s, st), null, "  ") + "\n");
+    return 0;
+  },
+};
+
+export const killCommand: Command = {
+  summary: "send a signal (default TERM) to a container's process",
+  help: `usage: tinyc kill [--all] ID [SIGNAL]
+       tinyc kill -s SIGNAL ID
+
+Sends SIGNAL (a name such as KILL or SIGKILL, or a number) to the container's first process.
+
+flags:
+  --all, -a        send it to every process of the container
+  --signal, -s SIG the signal, as docker spells it
+`,
+  run(args, globals) {
+    const a = minimist(args, {
+      boolean: ["all", "help"],
+      string: ["signal"],
+      alias: { a: "all", s: "signal", h: "help" },
+    });
+    if (helpOr(a, this.help)) return 0;
+    const id = needId("kill", a);
+    const sig = parseSignal(a.signal || (a._[1] === undefined ? "TERM" : String(a._[1])));
+    const s = store(globals);
+    const st = mustLoad(s, id);
+    const status = liveStatus(s, st);
+    if (status === "stopped") throw new TinycError("container not running");
+    const pids = a.all ? containerPids(st) : [st.pid];
+    let sent = false;
+    for (const pid of pids) {
+      sent = signalProcess(pid, pid === st.pid ? st.pidStart : undefined, sig) || sent;
+    }
+    if (!sent) throw new TinycError("container not running");
+    return 0;
+  },
+};
+
+export const deleteCommand: Command = {
+  summary: "remove a stopped (or, with --force, any) container",
+  help: `usage: tinyc delete [--force] ID
+
+Removes the container's state. A container that still runs is refused unless --force, which
+kills it first. With --force an id that does not exist is not an error.
+`,
+  async run(args, globals) {
+    const a = minimist(args, { boolean: ["force", "help"], alias: { f: "force", h: "help" } });
+    if (helpOr(a, this.help)) return 0;
+    const id = needId("delete", a);
+    const s = store(globals);
+    const st = s.read(id);
+    if (!st) {
+      if (a.force) {
+        if (s.exists(id)) s.remove(id);
+        return 0;
+      }
+      throw new TinycError(`container ${JSON.stringify(id)} does not exist`);
+    }
+    const release = lockContainer(s, id);
+    try {
+      const status = liveStatus(s, st);
+      if (status === "running" || status === "paused") {
+        if (!a.force) {
+          throw new TinycError(`cannot delete container ${id} that is not stopped: ${status}`);
+        }
+      }
+      if (status !== "stopped") {
+        // A created container is ended too: it never ran its program.
+        signalProcess(st.pid, st.pidStart, 9);
+        if (!(await waitGone(st, 10_000))) {
+          throw new TinycError(`container ${id} did not end after SIGKILL`);
+        }
+      }
+      s.remove(id);
+      return 0;
+    } finally {
+      release();
+    }
+  },
+};
+
+export const listCommand: Command = {
+  summary: "list the runtime's containers",
+  help: `usage: tinyc list [--format table|json] [--quiet]
+
+flags:
+  --format, -f FMT  table (default) or json
+  --quiet, -q       only the ids
+`,
+  run(args, globals) {
+    const a = minimist(args, {
+      boolean: ["quiet", "help"],
+      string: ["format"],
+      alias: { f: "format", q: "quiet", h: "help" },
+    });
+    if (helpOr(a, this.help)) return 0;
+    const s = store(globals);
+    const states = s
+      .ids()
+      .map((id) => s.read(id))
+      .filter((st) => st !== undefined)
+      .map((st) => ociState(s, st));
+    if (a.quiet) {
+      out(states.map((st) => `${st.id}\n`).join(""));
+    } else if (a.format === "json") {
+      out(JSON.stringify(states) + "\n");
+    } else if (a.format && a.format !== "table") {
+      throw new TinycError(`list: unknown format ${JSON.stringify(a.format)}`, { exitCode: EXIT.usage });
+    } else {
+      const rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]];
+      for (const st of states) {
+        rows.push([String(st.id), String(st.pid), String(st.status), String(st.bundle),
+          String(st.created), String(process.getuid!())]);
+      }
+      const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+      out(rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join("   ").trimEnd() + "\n").join(""));
+    }
+    return 0;
+  },
+};
+
+export const psCommand: Command = {
+  summary: "list the processes of a container",
+  help: `usage: tinyc ps [--format table|json] ID
+
+flags:
+  --format, -f FMT  table (default) or json (the pids)
+`,
+  run(args, globals) {
+    const a = minimist(args, { boolean: ["help"], string: ["format"], alias: { f: "format", h: "help" } });
+    if (helpOr(a, this.help)) return 0;
+    const id = needId("ps", a);
+    const s = store(globals);
+    const st = mustLoad(s, id);
+    const pids = isAlive(st) ? containerPids(st) : [];
+    if (a.format === "json") {
+      out(JSON.stringify(pids) + "\n");
+      return 0;
+    }
+    const r = Bun.spawnSync(["ps", "-o", "user,pid,ppid,stime,tty,time,cmd", "-p", pids.join(",") || "0"], {
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    out(r.stdout.toString());
+    return 0;
+  },
+};

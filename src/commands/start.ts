@@ -1,0 +1,53 @@
+import { closeSync, openSync, unlinkSync, writeSync, constants } from "node:fs";
+import { join } from "node:path";
+import minimist from "minimist";
+import type { Globals } from "../cli";
+import { EXIT, TinycError } from "../errors";
+import { FIFO, liveStatus, lockContainer, mustLoad } from "../runtime/container";
+import { defaultStateRoot, StateStore } from "../runtime/state";
+import type { Command } from "./index";
+
+const help = `usage: tinyc start ID
+
+Lets a created container run its program.
+`;
+
+export const startCommand: Command = {
+  summary: "run the program of a created container",
+  help,
+  run(args: string[], globals: Globals) {
+    const a = minimist(args, { boolean: ["help"], alias: { h: "help" } });
+    if (a.help) {
+      process.stdout.write(help);
+      return 0;
+    }
+    const id = a._[0] === undefined ? undefined : String(a._[0]);
+    if (!id) throw new TinycError("start: a container id is needed", { exitCode: EXIT.usage });
+    const store = new StateStore(globals.root ?? defaultStateRoot());
+    const st = mustLoad(store, id);
+    const release = lockContainer(store, id);
+    try {
+      const status = liveStatus(store, st);
+      if (status === "stopped") throw new TinycError("cannot start a container that has stopped");
+      if (status !== "created") throw new TinycError(`cannot start an already ${status} container`);
+      const fifo = join(store.dir(id), FIFO);
+      // The container holds the fifo open for reading; nobody else may. No reader: it died.
+      let fd: number;
+      try {
+        fd = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+      } catch {
+        throw new TinycError("cannot start a container that has stopped");
+      }
+      try {
+        writeSync(fd, "0");
+      } finally {
+        closeSync(fd);
+      }
+      unlinkSync(fifo);
+      store.write({ ...st, status: "running" });
+      return 0;
+    } finally {
+      release();
+    }
+  },
+};
