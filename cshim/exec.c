@@ -524,9 +524,14 @@ static void step_caps(struct child *c, const struct tc_step *s)
 
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
 		die(c, errno, NULL);
+	/*
+	 * The kernel raises an ambient capability only if it is also permitted and inheritable;
+	 * configs (runc's template among them) list ambient ones that are not, and runc passes
+	 * over those. So do we.
+	 */
 	for (cap = 0; cap < 64; cap++)
 		if ((s->d & (1ULL << cap)) &&
-		    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
+		    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0 && errno != EPERM)
 			die(c, errno, NULL);
 }
 

@@ -25,6 +25,7 @@ import {
   type UsernsMaps,
 } from "./idmap";
 import { buildPlan, CLONE, type PlanContext } from "./plan";
+import { checkSupported } from "./supported";
 
 export interface Prepared {
   plan: Plan;
@@ -42,6 +43,7 @@ export interface PrepareOptions {
 
 /** Decides the user namespace and builds the plan; starts nothing. */
 export function prepare(spec: Spec, opts: PrepareOptions): Prepared {
+  checkSupported(spec);
   const rootless = process.getuid!() !== 0;
   const namespaces = spec.linux?.namespaces ?? [];
   const userNs = namespaces.find((n) => n.type === "user");

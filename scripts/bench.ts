@@ -1,0 +1,657 @@
+// Benchmarks tinyc against runc and crun on the same bundles, as root and rootless.
+//
+// usage: bun scripts/bench.ts [--runs N] [--warmup N] [--json]
+//
+// Each workload is timed N times per runtime. The runtimes take turns within every iteration
+// (and the first one rotates), so that noise on the machine falls on all of them alike. Every
+// command goes through scripts/bench/measure.c, which reports the wall time from fork to reap,
+// and the CPU time and peak RSS that wait4 gives for the runtime's process tree. Everything made
+// lives in one temporary folder, removed at exit, also after Ctrl-C; container ids are unique
+// per run.
+
+import { spawnSync } from "node:child_process";
+import {
+  chmodSync, closeSync, copyFileSync, existsSync, fstatSync, mkdirSync, mkdtempSync, openSync,
+  readdirSync, readFileSync, readSync, rmSync, writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import minimist from "minimist";
+
+const REPO = join(import.meta.dir, "..");
+const FIXTURE = join(REPO, ".cache/fixtures/busybox");
+const TEST_USER = "tinyc-test";
+const NS_MARK = "TINYC_BENCH_CGROUP_NS";
+const TIMEOUT_S = 30;
+const PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+type RuntimeName = "tinyc" | "runc" | "crun";
+type ModeName = "root" | "rootless";
+
+interface Options { runs: number; warmup: number; json: boolean }
+interface User { uid: number; gid: number }
+interface Mode { name: ModeName; user?: User }
+
+interface Runtime {
+  name: RuntimeName;
+  bin: string;
+  /** Where bin came from, for the report. */
+  from: string;
+  version: string;
+  /** Global flags: state goes to the run's temporary folder, never to /run. */
+  flags(state: string): string[];
+}
+
+/** What a workload's commands get for one iteration. */
+interface Ctx { id: string; dir: string; bundle: string }
+
+/**
+ * One thing to time. setup builds what the commands need inside dir (handed to the mode's user
+ * afterwards) and returns the bundle; the commands of a runtime (argv after its global flags)
+ * run in order, must each exit 0, and make one sample together.
+ */
+interface Workload {
+  name: string;
+  modes: ModeName[];
+  setup(dir: string, mode: Mode): string;
+  commands: Record<RuntimeName, (c: Ctx) => string[][]>;
+}
+
+interface Sample { ns: number; cpuNs: number; kib: number }
+
+interface Row {
+  workload: string;
+  mode: ModeName;
+  runtime: RuntimeName;
+  skipped?: string;
+  samples: Sample[];
+}
+
+class Failure extends Error {}
+class Interrupted extends Error {}
+
+// ---- workloads --------------------------------------------------------------------------------
+
+const runBundle = (c: Ctx) => [["run", "--bundle", c.bundle, c.id]];
+
+const WORKLOADS: Workload[] = [
+  {
+    name: "run true",
+    modes: ["root", "rootless"],
+    setup: (dir, mode) => makeBundle(join(dir, "bundle"), mode, ["true"]),
+    commands: {
+      tinyc: (c) => [["run", c.bundle, c.id]],
+      runc: runBundle,
+      crun: runBundle,
+    },
+  },
+];
+
+// ---- bundles ----------------------------------------------------------------------------------
+
+/** Copies the busybox fixture into dir/rootfs and writes a config.json that runs args. */
+function makeBundle(dir: string, mode: Mode, args: string[]): string {
+  mkdirSync(dir, { recursive: true });
+  sh(["cp", "-a", FIXTURE, join(dir, "rootfs")]);
+  writeFileSync(join(dir, "config.json"), JSON.stringify(ociConfig(mode, args), null, 2));
+  return dir;
+}
+
+/**
+ * runc 1.1's `runc spec` template (with --rootless for the rootless mode) built directly, so the
+ * bundle does not depend on any runtime under test. ociVersion is 1.1.0 because crun 1.8 refuses
+ * 1.2.0. Ambient capabilities are left out: without inheritable ones they cannot be raised, runc
+ * silently goes on and tinyc refuses, so keeping them would not time the same work.
+ */
+function ociConfig(mode: Mode, args: string[]): object {
+  const rootless = mode.user !== undefined;
+  const caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
+  const map = (id: number) => [{ containerID: 0, hostID: id, size: 1 }];
+  const nosuid = ["nosuid", "noexec", "nodev"];
+  const devpts = ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"];
+  const sys = rootless
+    ? { destination: "/sys", type: "none", source: "/sys", options: ["rbind", ...nosuid, "ro"] }
+    : { destination: "/sys", type: "sysfs", source: "sysfs", options: [...nosuid, "ro"] };
+  const namespaces = rootless
+    ? ["pid", "ipc", "uts", "mount", "user"]
+    : ["pid", "network", "ipc", "uts", "mount"];
+  return {
+    ociVersion: "1.1.0",
+    process: {
+      terminal: false,
+      user: { uid: 0, gid: 0 },
+      args,
+      env: [`PATH=${PATH}`, "TERM=xterm"],
+      cwd: "/",
+      capabilities: { bounding: caps, effective: caps, permitted: caps },
+      rlimits: [{ type: "RLIMIT_NOFILE", hard: 1024, soft: 1024 }],
+      noNewPrivileges: true,
+    },
+    root: { path: "rootfs", readonly: true },
+    hostname: "bench",
+    mounts: [
+      { destination: "/proc", type: "proc", source: "proc" },
+      {
+        destination: "/dev", type: "tmpfs", source: "tmpfs",
+        options: ["nosuid", "strictatime", "mode=755", "size=65536k"],
+      },
+      {
+        destination: "/dev/pts", type: "devpts", source: "devpts",
+        options: rootless ? devpts : [...devpts, "gid=5"],
+      },
+      {
+        destination: "/dev/shm", type: "tmpfs", source: "shm",
+        options: [...nosuid, "mode=1777", "size=65536k"],
+      },
+      { destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: nosuid },
+      sys,
+      {
+        destination: "/sys/fs/cgroup", type: "cgroup", source: "cgroup",
+        options: [...nosuid, "relatime", "ro"],
+      },
+    ],
+    linux: {
+      ...(rootless
+        ? { uidMappings: map(mode.user!.uid), gidMappings: map(mode.user!.gid) }
+        : { resources: { devices: [{ allow: false, access: "rwm" }] } }),
+      namespaces: namespaces.map((type) => ({ type })),
+      maskedPaths: [
+        "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+        "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
+        "/proc/scsi",
+      ],
+      readonlyPaths: ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+    },
+  };
+}
+
+// ---- processes --------------------------------------------------------------------------------
+
+/** Runs a set-up command, failing the benchmark if it fails. */
+function sh(argv: string[]): string {
+  const r = spawnSync(argv[0], argv.slice(1), { encoding: "utf8" });
+  if (r.status !== 0) {
+    const why = r.error?.message ?? (r.stderr.trim() || `exit ${r.status ?? r.signal}`);
+    throw new Error(`${argv.join(" ")}: ${why}`);
+  }
+  return r.stdout;
+}
+
+/** setpriv in front of a command that must run as the rootless user; nothing as root. */
+function asUser(mode: Mode): string[] {
+  const u = mode.user;
+  return u ? ["setpriv", `--reuid=${u.uid}`, `--regid=${u.gid}`, "--clear-groups"] : [];
+}
+
+/** A clean environment, the same for every runtime, with the rootless user's own runtime dir. */
+function envFor(mode: Mode, dir: string): Record<string, string> {
+  const env: Record<string, string> = { PATH, HOME: join(dir, "home"), LANG: "C" };
+  if (mode.user) env.XDG_RUNTIME_DIR = join(dir, "xdg");
+  return env;
+}
+
+let stopping = false;
+
+/** The first Ctrl-C ends the run after the current command; the helper makes it return. */
+function trapSignals(): void {
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    process.on(sig, () => {
+      if (!stopping) console.error(`bench: ${sig}, stopping after the current command`);
+      stopping = true;
+    });
+  }
+}
+
+interface Scenario {
+  workload: Workload;
+  mode: Mode;
+  dir: string;
+  bundle: string;
+  env: Record<string, string>;
+  logs: Map<RuntimeName, number>;
+}
+
+const state = (s: Scenario, rt: Runtime) => join(s.dir, "state", rt.name);
+
+/** Runs one command through the helper; throws Failure with the runtime's own words. */
+async function measure(s: Scenario, rt: Runtime, argv: string[], helper: string): Promise<Sample> {
+  const log = s.logs.get(rt.name)!;
+  const from = fstatSync(log).size;
+  const runtime = [rt.bin, ...rt.flags(state(s, rt)), ...argv];
+  const cmd = [...asUser(s.mode), helper, `${TIMEOUT_S}`, ...runtime];
+  const proc = Bun.spawn(cmd, { env: s.env, stdin: "ignore", stdout: "pipe", stderr: log });
+  const out = (await new Response(proc.stdout).text()).trim();
+  const exit = await proc.exited;
+  // A command cut short by Ctrl-C is no failure of the runtime.
+  if (stopping) throw new Interrupted();
+  const [ns, cpuNs, kib, status] = out.split(" ").map(Number);
+  if (exit !== 0 || status === undefined) throw new Failure(`measure failed (exit ${exit})`);
+  if (status !== 0) {
+    const said = lastLine(log, from);
+    const how = status === 137 ? `killed after ${TIMEOUT_S} s` : `exit ${status}`;
+    throw new Failure(`${argv[0]}: ${how}${said ? `: ${said}` : ""}`);
+  }
+  return { ns, cpuNs, kib };
+}
+
+/** The last line a runtime wrote to its log since offset. */
+function lastLine(fd: number, offset: number): string {
+  const size = fstatSync(fd).size;
+  const buf = Buffer.alloc(Math.min(size - offset, 4096));
+  readSync(fd, buf, 0, buf.length, size - buf.length);
+  return buf.toString("utf8").trim().split("\n").pop() ?? "";
+}
+
+/** One sample: the workload's commands in order, times added up, the largest peak RSS kept. */
+async function iteration(s: Scenario, rt: Runtime, id: string, helper: string): Promise<Sample> {
+  const ctx: Ctx = { id, dir: s.dir, bundle: s.bundle };
+  const total: Sample = { ns: 0, cpuNs: 0, kib: 0 };
+  for (const argv of s.workload.commands[rt.name](ctx)) {
+    if (stopping) throw new Interrupted();
+    const one = await measure(s, rt, argv, helper);
+    total.ns += one.ns;
+    total.cpuNs += one.cpuNs;
+    total.kib = Math.max(total.kib, one.kib);
+  }
+  return total;
+}
+
+// ---- the run ----------------------------------------------------------------------------------
+
+const RUN_TAG = `b${process.pid.toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+let nextId = 0;
+const newId = (rt: Runtime) => `${RUN_TAG}-${rt.name}-${nextId++}`;
+
+const scenarioDir = (tmp: string, w: Workload, mode: Mode) =>
+  join(tmp, `${w.name.replace(/\W+/g, "-")}-${mode.name}`);
+
+/** A folder for one workload in one mode, owned by the mode's user. */
+function prepare(tmp: string, workload: Workload, mode: Mode, runtimes: Runtime[]): Scenario {
+  const dir = scenarioDir(tmp, workload, mode);
+  mkdirSync(dir, { mode: 0o700 });
+  const subs = ["home", ...(mode.user ? ["xdg"] : []), ...runtimes.map((rt) => `state/${rt.name}`)];
+  for (const sub of subs) {
+    mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 });
+  }
+  const bundle = workload.setup(dir, mode);
+  if (mode.user) sh(["chown", "-R", `${mode.user.uid}:${mode.user.gid}`, dir]);
+  const log = (rt: Runtime) => openSync(join(dir, `${rt.name}.log`), "a+");
+  const logs = new Map(runtimes.map((rt) => [rt.name, log(rt)]));
+  return { workload, mode, dir, bundle, env: envFor(mode, dir), logs };
+}
+
+/** Warm-up runs; a runtime whose first run fails is dropped from this scenario. */
+async function warmUp(s: Scenario, runtimes: Runtime[], n: number, helper: string) {
+  const ok: Runtime[] = [];
+  const skipped = new Map<RuntimeName, string>();
+  for (const rt of runtimes) {
+    try {
+      for (let i = 0; i < n; i++) await iteration(s, rt, newId(rt), helper);
+      ok.push(rt);
+    } catch (e) {
+      if (!(e instanceof Failure)) throw e;
+      skipped.set(rt.name, e.message);
+      progress(`  ${rt.name}: skipped, warm-up failed: ${e.message}`);
+    }
+  }
+  return { ok, skipped };
+}
+
+/** Round-robin over the runtimes, the first one rotating, so drift hits each the same. */
+async function timeRuns(s: Scenario, runtimes: Runtime[], opts: Options, helper: string) {
+  const samples = new Map<RuntimeName, Sample[]>(runtimes.map((rt) => [rt.name, []]));
+  const failed = new Map<RuntimeName, string>();
+  for (let i = 0; i < opts.runs; i++) {
+    const live = runtimes.filter((rt) => !failed.has(rt.name));
+    for (let k = 0; k < live.length; k++) {
+      const rt = live[(i + k) % live.length];
+      try {
+        samples.get(rt.name)!.push(await iteration(s, rt, newId(rt), helper));
+      } catch (e) {
+        if (!(e instanceof Failure)) throw e;
+        failed.set(rt.name, `failed at run ${i + 1}: ${e.message}`);
+        progress(`  ${rt.name}: ${failed.get(rt.name)}`);
+      }
+    }
+  }
+  return { samples, failed };
+}
+
+async function scenario(tmp: string, w: Workload, mode: Mode, all: Runtime[], opts: Options,
+  helper: string): Promise<Row[]> {
+  progress(`${label(w.name, mode.name)}: ${opts.warmup} warm-up + ${opts.runs} runs each`);
+  const s = prepare(tmp, w, mode, all);
+  try {
+    const { ok, skipped } = await warmUp(s, all, opts.warmup, helper);
+    const { samples, failed } = await timeRuns(s, ok, opts, helper);
+    return all.map((rt) => {
+      const why = skipped.get(rt.name) ?? failed.get(rt.name);
+      const row: Row = { workload: w.name, mode: mode.name, runtime: rt.name, samples: [] };
+      if (why) row.skipped = why;
+      else row.samples = samples.get(rt.name)!;
+      return row;
+    });
+  } finally {
+    for (const fd of s.logs.values()) closeSync(fd);
+  }
+}
+
+// ---- environment ------------------------------------------------------------------------------
+
+/** crun refuses hybrid cgroups, so the run needs a cgroup2 /sys/fs/cgroup of its own. */
+const pureCgroup2 = () => existsSync("/sys/fs/cgroup/cgroup.controllers");
+
+/**
+ * Runs this script again in a private mount namespace with cgroup2 on /sys/fs/cgroup. All
+ * runtimes, and the rootless user (setpriv keeps the namespace), then see the same hierarchy.
+ */
+async function reexecWithCgroup2(): Promise<never> {
+  progress("bench: host cgroups are not pure v2; running in a mount namespace with cgroup2");
+  const script = "mount --make-rprivate / && mount -t cgroup2 none /sys/fs/cgroup && exec \"$@\"";
+  const self = [process.execPath, ...process.argv.slice(1)];
+  const argv = ["unshare", "-m", "sh", "-c", script, "sh", ...self];
+  const child = Bun.spawn(argv, {
+    env: { ...process.env, [NS_MARK]: "1" }, stdio: ["inherit", "inherit", "inherit"],
+  });
+  // The child (unshare and sh exec into it) stops and cleans up; this process waits for it.
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    process.on(sig, () => child.kill(sig));
+  }
+  process.exit(await child.exited);
+}
+
+function testUser(): User | undefined {
+  const line = readFileSync("/etc/passwd", "utf8").split("\n")
+    .find((l) => l.startsWith(`${TEST_USER}:`));
+  if (!line) return undefined;
+  const [, , uid, gid] = line.split(":");
+  return { uid: Number(uid), gid: Number(gid) };
+}
+
+/** Compiles the measuring helper; static when libc.a is there, for the smallest RSS floor. */
+function buildHelper(bin: string): string {
+  const out = join(bin, "measure");
+  const src = join(import.meta.dir, "bench/measure.c");
+  const cc = process.env.CC ?? "cc";
+  const flags = ["-O2", "-Wall", "-Wextra", "-o", out, src];
+  try {
+    sh([cc, "-static", ...flags]);
+  } catch {
+    sh([cc, ...flags]);
+  }
+  return out;
+}
+
+/** The 1, 5 and 15 minute load averages: a busy machine explains a wide p90. */
+const loadAverage = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+
+function which(name: string): string | undefined {
+  return PATH.split(":").map((d) => join(d, name)).find((p) => existsSync(p));
+}
+
+function versionOf(bin: string): string {
+  const r = spawnSync(bin, ["--version"], { encoding: "utf8" });
+  if (r.status !== 0) return "unknown version";
+  const lines = r.stdout.split("\n").map((l) => l.trim());
+  return [lines[0], ...lines.filter((l) => l.startsWith("commit:"))].join(", ");
+}
+
+/**
+ * The runtimes found. tinyc is copied into the run's folder: others may rebuild dist/tinyc
+ * during a run, and the rootless user must be able to execute it.
+ */
+function findRuntimes(bin: string): { runtimes: Runtime[]; missing: string[] } {
+  const missing: string[] = [];
+  const runtimes: Runtime[] = [];
+  const root = (s: string) => ["--root", s];
+  const dist = join(REPO, "dist/tinyc");
+  if (existsSync(dist)) {
+    const copy = join(bin, "tinyc");
+    copyFileSync(dist, copy);
+    chmodSync(copy, 0o755);
+    const tinyc = { bin: copy, from: `${dist} (copied at start)`, version: versionOf(copy) };
+    runtimes.push({ name: "tinyc", ...tinyc, flags: root });
+  } else missing.push("tinyc: skipped, dist/tinyc not found (npm run build)");
+  for (const name of ["runc", "crun"] as const) {
+    const path = which(name);
+    if (!path) {
+      missing.push(`${name}: skipped, not installed`);
+      continue;
+    }
+    // crun would otherwise manage cgroups; tinyc makes none and runc needs no flag.
+    const flags = name === "crun"
+      ? (s: string) => [...root(s), "--cgroup-manager=disabled"]
+      : root;
+    runtimes.push({ name, bin: path, from: path, version: versionOf(path), flags });
+  }
+  return { runtimes, missing };
+}
+
+/** Containers a crash or Ctrl-C left behind are deleted, then the whole folder goes. */
+function cleanup(tmp: string, scenarios: { dir: string; mode: Mode }[], runtimes: Runtime[]) {
+  for (const { dir, mode } of scenarios) {
+    for (const rt of runtimes) {
+      const st = join(dir, "state", rt.name);
+      const ids = existsSync(st) ? readdirSync(st) : [];
+      for (const id of ids.filter((d) => d.startsWith(RUN_TAG))) {
+        const argv = [...asUser(mode), rt.bin, ...rt.flags(st), "delete", "--force", id];
+        spawnSync(argv[0], argv.slice(1), { stdio: "ignore", timeout: 10_000 });
+      }
+    }
+  }
+  rmSync(tmp, { recursive: true, force: true });
+}
+
+// ---- statistics and output --------------------------------------------------------------------
+
+const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
+
+function median(xs: number[]): number {
+  const s = sorted(xs);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Nearest-rank percentile. */
+function percentile(xs: number[], p: number): number {
+  const s = sorted(xs);
+  return s[Math.max(0, Math.ceil((p / 100) * s.length) - 1)];
+}
+
+interface Stats {
+  medianMs: number;
+  p90Ms: number;
+  minMs: number;
+  cpuMs: number;
+  /** Median over the runs of each run's peak. */
+  rssKiB: number;
+  peakRssKiB: number;
+}
+
+function stats(samples: Sample[]): Stats {
+  const ms = samples.map((x) => x.ns / 1e6);
+  const kib = samples.map((x) => x.kib);
+  return {
+    medianMs: median(ms), p90Ms: percentile(ms, 90), minMs: sorted(ms)[0],
+    cpuMs: median(samples.map((x) => x.cpuNs / 1e6)),
+    rssKiB: median(kib), peakRssKiB: Math.max(...kib),
+  };
+}
+
+const label = (workload: string, mode: ModeName) => `${workload} (${mode})`;
+const fmtMs = (ms: number) => `${ms.toFixed(1)} ms`;
+const fmtKiB = (kib: number) => (kib >= 10240 ? `${(kib / 1024).toFixed(0)} MiB`
+  : `${(kib / 1024).toFixed(1)} MiB`);
+const progress = (msg: string) => console.error(msg);
+
+function ratio(rows: Row[], rt: RuntimeName, key: keyof Stats): number | undefined {
+  const of = (name: RuntimeName) => rows.find((r) => r.runtime === name && !r.skipped);
+  const t = of("tinyc");
+  const o = of(rt);
+  return t && o ? stats(t.samples)[key] / stats(o.samples)[key] : undefined;
+}
+
+const groups = (rows: Row[]) => [...new Set(rows.map((r) => label(r.workload, r.mode)))]
+  .map((l) => rows.filter((r) => label(r.workload, r.mode) === l));
+
+function table(rows: Row[]): string[] {
+  const head = ["workload", "runtime", "median", "p90", "cpu", "max RSS", "tinyc/this"];
+  const lines = [head];
+  for (const r of rows) {
+    const name = label(r.workload, r.mode);
+    if (r.skipped) {
+      lines.push([name, r.runtime, "skipped", "", "", "", ""]);
+      continue;
+    }
+    const s = stats(r.samples);
+    const vs = ratio(rows.filter((x) => label(x.workload, x.mode) === name), r.runtime, "medianMs");
+    lines.push([name, r.runtime, fmtMs(s.medianMs), fmtMs(s.p90Ms), fmtMs(s.cpuMs),
+      fmtKiB(s.rssKiB), vs === undefined ? "-" : vs.toFixed(2)]);
+  }
+  const widths = head.map((_, i) => Math.max(...lines.map((l) => l[i].length)));
+  return lines.map((l) => l.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i])))
+    .join("  ").trimEnd());
+}
+
+function summary(group: Row[]): string {
+  const part = (key: keyof Stats, digits: number) => (["crun", "runc"] as const).map((rt) => {
+    const x = ratio(group, rt, key);
+    return `tinyc/${rt} ${x === undefined ? "n/a" : `${x.toFixed(digits)}x`}`;
+  }).join(", ");
+  const g = group[0];
+  return `${label(g.workload, g.mode)}: ${part("medianMs", 2)}; max RSS ${part("rssKiB", 1)}`;
+}
+
+const NOTES = [
+  "time: wall clock from fork to reap of the runtime command (for `run`, until the container",
+  "  has exited and its state is gone), median and 90th percentile over the runs.",
+  "cpu: user plus system time of the runtime and all it reaped, median over the runs; it",
+  "  moves much less than wall time when other work loads the machine.",
+  "max RSS: the peak resident set of the largest single process of the runtime's tree that",
+  "  the runtime itself reaped (wait4 rusage: the runtime, its helpers, and the container",
+  "  process when the runtime waits for it), median over the runs. Not a sum over processes.",
+  "tinyc/this: tinyc's median time divided by this runtime's (above 1: tinyc is slower).",
+  "cgroups: as root, runc makes a cgroup per container and attaches its eBPF device filter",
+  "  (its default; rootless it tries and is refused); crun runs with --cgroup-manager=disabled",
+  "  and tinyc makes none.",
+];
+
+function printText(rows: Row[], header: string[], skips: string[]): void {
+  for (const l of [...header, "", ...table(rows), ""]) console.log(l);
+  for (const g of groups(rows)) console.log(summary(g));
+  const why = rows.filter((r) => r.skipped)
+    .map((r) => `${label(r.workload, r.mode)}: ${r.runtime} skipped: ${r.skipped}`);
+  if (why.length + skips.length) console.log(["", ...skips, ...why].join("\n"));
+  console.log(["", ...NOTES].join("\n"));
+}
+
+interface Environment { cgroups: string; loadAverage: string }
+
+function printJson(rows: Row[], runtimes: Runtime[], opts: Options, env: Environment): void {
+  const results = rows.map((r) => {
+    const base = { workload: r.workload, mode: r.mode, runtime: r.runtime };
+    if (r.skipped) return { ...base, skipped: r.skipped };
+    const samplesMs = r.samples.map((x) => x.ns / 1e6);
+    return { ...base, ...stats(r.samples), samplesMs };
+  });
+  const both = (g: Row[], key: keyof Stats) =>
+    ({ tinycOverCrun: ratio(g, "crun", key), tinycOverRunc: ratio(g, "runc", key) });
+  const summaries = groups(rows).map((g) => ({
+    workload: g[0].workload, mode: g[0].mode,
+    time: both(g, "medianMs"), cpu: both(g, "cpuMs"), maxRss: both(g, "rssKiB"),
+  }));
+  const versions = Object.fromEntries(runtimes.map((rt) => [rt.name, rt.version]));
+  const { runs, warmup } = opts;
+  const out = { runs, warmup, environment: env, versions, results, summaries };
+  console.log(JSON.stringify(out, null, 2));
+}
+
+// ---- main -------------------------------------------------------------------------------------
+
+const USAGE = `usage: bun scripts/bench.ts [--runs N] [--warmup N] [--json]
+  --runs N     timed runs per runtime and workload (50)
+  --warmup N   untimed runs first, at least 1; a failed first one skips the runtime (5)
+  --json       print the results as JSON (progress still goes to stderr)`;
+
+function parseOptions(): Options {
+  const a = minimist(process.argv.slice(2), {
+    boolean: ["json", "help"], string: ["runs", "warmup"], alias: { h: "help" },
+    unknown: (arg) => {
+      console.error(`bench: unknown argument ${arg}\n${USAGE}`);
+      process.exit(2);
+    },
+  });
+  if (a.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  const int = (flag: string, d: number) => {
+    const n = a[flag] === undefined ? d : Number(a[flag]);
+    if (Number.isInteger(n) && n >= 1) return n;
+    console.error(`bench: --${flag} takes a whole number of at least 1\n${USAGE}`);
+    process.exit(2);
+  };
+  return { runs: int("runs", 50), warmup: int("warmup", 5), json: !!a.json };
+}
+
+async function main(): Promise<number> {
+  const opts = parseOptions();
+  if (process.getuid?.() !== 0) {
+    console.error(`bench: run as root: it runs the rootless rows as ${TEST_USER} via setpriv`);
+    return 1;
+  }
+  if (!existsSync(FIXTURE)) {
+    console.error(`bench: ${FIXTURE} is missing: run bash scripts/fixtures.sh`);
+    return 1;
+  }
+  if (!pureCgroup2() && !process.env[NS_MARK]) await reexecWithCgroup2();
+  const cgroups = process.env[NS_MARK]
+    ? "hybrid cgroups on the host; private mount namespace with cgroup2 on /sys/fs/cgroup"
+    : "cgroup v2 host";
+  const env = { cgroups, loadAverage: loadAverage() };
+
+  const tmp = mkdtempSync(join(tmpdir(), "tinyc-bench-"));
+  // Traversable, so the rootless user reaches its own 0700 folder and the shared binaries.
+  chmodSync(tmp, 0o711);
+  const made: { dir: string; mode: Mode }[] = [];
+  let runtimes: Runtime[] = [];
+  trapSignals();
+  try {
+    const bin = join(tmp, "bin");
+    mkdirSync(bin, { mode: 0o755 });
+    const helper = buildHelper(bin);
+    const found = findRuntimes(bin);
+    runtimes = found.runtimes;
+    found.missing.forEach((m) => progress(m));
+    const user = testUser();
+    const skips = [...found.missing];
+    if (!user) skips.push(`rootless: skipped, no user ${TEST_USER} (bash scripts/setup.sh)`);
+    const modes: Mode[] = [{ name: "root" }];
+    if (user) modes.push({ name: "rootless", user });
+
+    const rows: Row[] = [];
+    for (const w of WORKLOADS) {
+      for (const mode of modes.filter((m) => w.modes.includes(m.name))) {
+        made.push({ dir: scenarioDir(tmp, w, mode), mode });
+        rows.push(...(await scenario(tmp, w, mode, runtimes, opts, helper)));
+      }
+    }
+    const header = [
+      `tinyc benchmark: ${opts.runs} runs each after ${opts.warmup} warm-up, runtimes interleaved`,
+      `cgroups: ${env.cgroups}`,
+      `load average at start: ${env.loadAverage} (1, 5, 15 minutes)`,
+      ...runtimes.map((rt) => `${rt.name}: ${rt.from}, ${rt.version}`),
+    ];
+    if (opts.json) printJson(rows, runtimes, opts, env);
+    else printText(rows, header, skips);
+    return 0;
+  } catch (e) {
+    if (!(e instanceof Interrupted)) throw e;
+    console.error("bench: interrupted, nothing measured is printed");
+    return 130;
+  } finally {
+    cleanup(tmp, made, runtimes);
+  }
+}
+
+process.exit(await main());
