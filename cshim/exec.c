@@ -42,6 +42,7 @@ struct child {
 	uint8_t *plan;
 	int report_fd; /* write end of the report pipe */
 	int sync_fd;   /* read end of the parent's sync pipe */
+	int parent_fds[2]; /* the parent's ends of both pipes, closed at once in the child */
 	int root_fd;   /* the rootfs, or "/" after the pivot */
 	int fifo_fd;
 	int step;
@@ -148,14 +149,41 @@ static int open_in_root(struct child *c, const char *path, uint32_t flags)
 	return sys_openat2(c->root_fd, path, O_PATH | O_CLOEXEC, resolve);
 }
 
-/* Creates the missing parts of PATH inside the rootfs, one component at a time. */
-static int create_in_root(struct child *c, const char *path, int last_is_file)
+/*
+ * A dangling symlink met while creating PATH: PATH becomes the link's target (resolved inside
+ * the rootfs, as every path here is) followed by the rest of PATH, as runc's MkdirAll does.
+ * Returns 1 when PATH was rewritten, 0 when the component is no symlink.
+ */
+static int follow_dangling(int parent, const char *name, char *path, size_t start, size_t end)
 {
-	char prefix[4096];
-	size_t i = 0, len = slen(path);
+	char link[4096], rest[4096];
+	ssize_t n;
+	size_t r = slen(path + end), at = 0;
 
-	if (len >= sizeof(prefix))
+	n = readlinkat(parent, name, link, sizeof(link) - 1);
+	if (n <= 0)
+		return 0;
+	link[n] = 0;
+	if (r >= sizeof(rest) || (size_t)n + start + r + 2 >= 4096)
 		return -ENAMETOOLONG;
+	memcpy(rest, path + end, r + 1);
+	if (link[0] != '/')
+		at = start; /* relative: from the folder that holds the link */
+	memcpy(path + at, link, n);
+	memcpy(path + at + n, rest, r + 1);
+	return 1;
+}
+
+/* Creates the missing parts of PATH inside the rootfs, one component at a time. */
+static int create_in_root(struct child *c, const char *target, int last_is_file)
+{
+	char path[4096], prefix[4096];
+	size_t i = 0, len = slen(target);
+	int links = 0;
+
+	if (len >= sizeof(path))
+		return -ENAMETOOLONG;
+	memcpy(path, target, len + 1);
 	while (i < len) {
 		size_t start, end;
 		int parent, fd, ret;
@@ -185,6 +213,17 @@ static int create_in_root(struct child *c, const char *path, int last_is_file)
 			return -errno;
 		memcpy(prefix, path + start, end - start);
 		prefix[end - start] = 0;
+		ret = follow_dangling(parent, prefix, path, start, end);
+		if (ret != 0) {
+			close(parent);
+			if (ret < 0)
+				return ret;
+			if (++links > 40)
+				return -ELOOP;
+			len = slen(path);
+			i = 0; /* start over: the new path may begin anywhere */
+			continue;
+		}
 		if (end == len && last_is_file) {
 			ret = openat(parent, prefix, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW,
 				     0644);
@@ -538,7 +577,7 @@ static void step_caps(struct child *c, const struct tc_step *s)
 static void step_setgroups(struct child *c, const struct tc_step *s)
 {
 	const uint8_t *blob = c->plan + s->s1;
-	uint32_t n = *(const uint32_t *)blob;
+	uint32_t n = *(const uint32_t *)blob / sizeof(gid_t); /* a blob's length is in bytes */
 
 	if (syscall(SYS_setgroups, n, (const gid_t *)(blob + 8)) < 0)
 		die(c, errno, NULL);
@@ -630,6 +669,8 @@ static void step_find_exec(struct child *c, const struct tc_step *s)
 	size_t alen = slen(name);
 	int ret, seen_eacces = 0;
 
+	if (s->s4) /* the program is named apart from argv[0] (a hook's path) */
+		name = str(c, s->s4);
 	if (strchr(name, '/')) {
 		ret = is_executable(name);
 		if (ret < 0)
@@ -679,10 +720,12 @@ static void run_step(struct child *c, const struct tc_step *s)
 		close(fd);
 		break;
 	}
+	case TC_OP_SYNC:
+		send_report(c, TC_REPORT_SYNC, 0, 0, NULL);
+		/* fall through */
 	case TC_OP_WAIT_PARENT:
 		if (read(c->sync_fd, &b, 1) != 1 || b != 'g')
 			die(c, ECANCELED, NULL);
-		close(c->sync_fd);
 		break;
 	case TC_OP_WRITE_FILE:
 		step_write_file(c, s);
@@ -808,6 +851,22 @@ static void fork_into_pid_namespace(struct child *c)
 	}
 }
 
+/* The parent's handlers forward signals to a pid of its own; here they would misfire. */
+static void reset_signals(void)
+{
+	struct sigaction sa;
+	sigset_t none;
+	int sig;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	for (sig = 1; sig < 65; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			sigaction(sig, &sa, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
 static int child_main(void *arg)
 {
 	struct child *c = arg;
@@ -820,6 +879,10 @@ static int child_main(void *arg)
 	 * write its own id maps there before TC_OP_NON_DUMPABLE closes it again.
 	 */
 	prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+	reset_signals();
+	/* Holding the parent's ends would hide its death: a read would never see EOF. */
+	close(c->parent_fds[0]);
+	close(c->parent_fds[1]);
 	if (h->flags & TC_PLAN_NEW_SESSION)
 		setsid();
 	for (i = 0; i < h->nsteps; i++) {
@@ -871,7 +934,8 @@ int tc_spawn(uint8_t *plan, uint64_t len, int32_t *out)
 	}
 
 	c = (struct child){ .plan = plan, .report_fd = report[1], .sync_fd = sync[0],
-			    .root_fd = -1, .fifo_fd = -1, .step = -1 };
+			    .parent_fds = { report[0], sync[1] }, .root_fd = -1, .fifo_fd = -1,
+			    .step = -1 };
 	pid = clone(child_main, (char *)stack + CHILD_STACK_SIZE, h->clone_flags | SIGCHLD, &c);
 	err = pid < 0 ? -errno : 0;
 	munmap(stack, CHILD_STACK_SIZE);
@@ -894,14 +958,19 @@ fail:
 }
 
 static volatile pid_t forward_to;
+static volatile sig_atomic_t pending[65];
+static struct sigaction saved[32];
+static int forwarding;
 
 static void forward_signal(int sig)
 {
-	int saved = errno;
+	int saved_errno = errno;
 
 	if (forward_to > 0)
 		kill(forward_to, sig);
-	errno = saved;
+	else
+		pending[sig] = 1; /* the container is not there yet: passed on once it is */
+	errno = saved_errno;
 }
 
 /* Signals the foreground `run` passes on to the container; faults and job control stay ours. */
@@ -911,33 +980,74 @@ static const int forwarded[] = { SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGP
 #define NFORWARDED (sizeof(forwarded) / sizeof(forwarded[0]))
 
 /*
- * Waits for PID and stores its wait status. With FORWARD, the signals above are passed on to
- * it meanwhile; the handlers that were there before are restored afterwards.
+ * From now on the signals above go to PID; with PID 0 they are held until a PID is given.
+ * Called before the container exists, so that a signal sent to tinyc meanwhile is not lost
+ * and does not end tinyc with the container left behind.
  */
-int tc_wait(int32_t pid, int32_t *status, int32_t forward)
+int tc_forward(int32_t pid)
 {
-	struct sigaction sa, old[NFORWARDED];
+	struct sigaction sa;
 	size_t i;
-	int st, ret;
+	int sig;
 
-	if (forward) {
+	if (!forwarding) {
 		memset(&sa, 0, sizeof(sa));
 		sa.sa_handler = forward_signal;
 		sa.sa_flags = SA_RESTART;
 		sigemptyset(&sa.sa_mask);
-		forward_to = pid;
 		for (i = 0; i < NFORWARDED; i++)
-			sigaction(forwarded[i], &sa, &old[i]);
+			sigaction(forwarded[i], &sa, &saved[i]);
+		forwarding = 1;
 	}
+	forward_to = pid;
+	if (pid > 0)
+		for (sig = 1; sig < 65; sig++)
+			if (pending[sig]) {
+				pending[sig] = 0;
+				kill(pid, sig);
+			}
+	return 0;
+}
+
+/* Gives the signals back to the handlers that were there before tc_forward. */
+int tc_forward_stop(void)
+{
+	size_t i;
+
+	if (!forwarding)
+		return 0;
+	forward_to = 0;
+	for (i = 0; i < NFORWARDED; i++)
+		sigaction(forwarded[i], &saved[i], NULL);
+	forwarding = 0;
+	return 0;
+}
+
+/*
+ * Waits for PID and stores its wait status. With TC_WAIT_FORWARD, signals are passed on to it
+ * meanwhile (see tc_forward); the handlers that were there before are restored afterwards.
+ */
+int tc_wait(int32_t pid, int32_t *status, int32_t options)
+{
+	int st, ret;
+
+	if (options & TC_WAIT_NOHANG) {
+		ret = waitpid(pid, &st, WNOHANG | __WALL);
+		if (ret < 0)
+			return -errno;
+		if (ret == 0)
+			return 1;
+		*status = st;
+		return 0;
+	}
+	if (options & TC_WAIT_FORWARD)
+		tc_forward(pid);
 	do
 		ret = waitpid(pid, &st, __WALL);
 	while (ret < 0 && errno == EINTR);
 	ret = ret < 0 ? -errno : 0;
-	if (forward) {
-		forward_to = 0;
-		for (i = 0; i < NFORWARDED; i++)
-			sigaction(forwarded[i], &old[i], NULL);
-	}
+	if (options & TC_WAIT_FORWARD)
+		tc_forward_stop();
 	if (ret == 0)
 		*status = st;
 	return ret;

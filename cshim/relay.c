@@ -120,6 +120,9 @@ int tc_relay(int32_t master, int32_t pid, int32_t *status)
 
 	if (pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
 		return -errno;
+	/* Signals held since before the container existed go to it now. */
+	tc_forward(pid);
+	tc_forward_stop();
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sa.sa_flags = SA_RESTART;

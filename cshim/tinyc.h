@@ -69,7 +69,8 @@ enum tc_op {
 	TC_OP_EXEC,           /* s1 = argv list, s2 = envp list, s3 = PATH used to find argv[0] */
 	TC_OP_DUP2,           /* a = from fd, b = to fd */
 	TC_OP_NON_DUMPABLE,   /* no other process may open /proc/PID/exe or ptrace the child */
-	TC_OP_FIND_EXEC,      /* s1 = argv list, s3 = PATH: find argv[0] now, for TC_OP_EXEC */
+	TC_OP_FIND_EXEC,      /* s1 = argv list, s3 = PATH, s4 = program if not argv[0]: find it now */
+	TC_OP_SYNC,           /* report TC_REPORT_SYNC, then wait like TC_OP_WAIT_PARENT (hooks) */
 };
 
 /* Step flags. */
@@ -95,6 +96,7 @@ struct tc_step {
 #define TC_REPORT_ERROR 1
 #define TC_REPORT_READY 2
 #define TC_REPORT_PID 3 /* the pid of the grandchild, after TC_PLAN_FORK_AFTER_SETNS */
+#define TC_REPORT_SYNC 4 /* the parent has work to do (hooks) before the child goes on */
 
 struct tc_report {
 	uint32_t kind;
@@ -106,8 +108,12 @@ struct tc_report {
 
 /* Exported to TypeScript through bun:ffi. Each returns 0 or a negative errno. */
 int tc_spawn(uint8_t *plan, uint64_t len, int32_t *out);
-int tc_wait(int32_t pid, int32_t *status, int32_t forward);
+#define TC_WAIT_FORWARD 1 /* pass signals on to the process meanwhile */
+#define TC_WAIT_NOHANG 2  /* return 1 at once if it has not ended */
+int tc_wait(int32_t pid, int32_t *status, int32_t options);
 int tc_strerror(int32_t err, char *buf, uint64_t len);
+int tc_forward(int32_t pid);
+int tc_forward_stop(void);
 int tc_openpty(int32_t *out, char *path, uint64_t len);
 int tc_relay(int32_t master, int32_t pid, int32_t *status);
 int tc_set_dumpable(int32_t on);

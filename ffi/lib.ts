@@ -19,6 +19,8 @@ const symbols = {
   tc_flock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
   tc_send_fd: { args: [FFIType.cstring, FFIType.i32], returns: FFIType.i32 },
   tc_mkfifo: { args: [FFIType.cstring, FFIType.u32], returns: FFIType.i32 },
+  tc_forward: { args: [FFIType.i32], returns: FFIType.i32 },
+  tc_forward_stop: { args: [], returns: FFIType.i32 },
 } as const;
 
 type Lib = ReturnType<typeof dlopen<typeof symbols>>["symbols"];

@@ -33,6 +33,7 @@ export const OPS = {
   dup2: 30,
   "non-dumpable": 31,
   "find-exec": 32,
+  sync: 33,
 } as const;
 
 export type Op = keyof typeof OPS;

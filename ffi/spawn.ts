@@ -29,20 +29,25 @@ export function spawnPlan(bytes: Uint8Array): Child {
   return { pid: out[0], reportFd: out[1], syncFd: out[2] };
 }
 
-/** Lets the child go on past its wait-parent step ("g"), or makes it give up (anything else). */
+/** Lets the child go on past a wait-parent or sync step ("g"), or makes it give up ("x"). */
 export function release(child: Child, go = true): void {
   try {
     writeSync(child.syncFd, go ? "g" : "x");
   } catch {
     // The child is gone already; its report or exit status says why.
   }
+}
+
+/** Done with the child's set-up: a wait that was not answered yet makes it give up. */
+export function closeChild(child: Child): void {
   closeSync(child.syncFd);
 }
 
 export type Report =
   | { kind: "error"; step: number; errno: number; path: string }
   | { kind: "ready" }
-  | { kind: "pid"; pid: number };
+  | { kind: "pid"; pid: number }
+  | { kind: "sync" };
 
 const REPORT_SIZE = 16 + 4000;
 const reportBuf = new Uint8Array(REPORT_SIZE);
@@ -65,6 +70,7 @@ export function readReport(fd: number): Report | null {
   const kind = view.getUint32(0, true);
   if (kind === 2) return { kind: "ready" };
   if (kind === 3) return { kind: "pid", pid: view.getInt32(12, true) };
+  if (kind === 4) return { kind: "sync" };
   const end = reportBuf.indexOf(0, 16);
   const path = Buffer.from(reportBuf.subarray(16, end < 0 ? undefined : end)).toString();
   return { kind: "error", step: view.getInt32(4, true), errno: view.getInt32(8, true), path };
@@ -76,6 +82,14 @@ export function waitStatus(pid: number, forward: boolean): number {
   const ret = native().tc_wait(pid, ptr(status), forward ? 1 : 0);
   if (ret < 0) throw new NativeError("waitpid", -ret);
   return status[0];
+}
+
+/** The wait status of PID if it has ended, else undefined; does not block. */
+export function pollStatus(pid: number): number | undefined {
+  const status = new Int32Array(1);
+  const ret = native().tc_wait(pid, ptr(status), 2);
+  if (ret < 0) throw new NativeError("waitpid", -ret);
+  return ret === 1 ? undefined : status[0];
 }
 
 /** The shell's view of a wait status: N for exit N, 128+S for death by signal S. */
@@ -142,4 +156,16 @@ export function sendFd(path: string, fd: number): void {
 export function mkfifo(path: string, mode: number): void {
   const ret = native().tc_mkfifo(ptr(Buffer.from(path + "\0")), mode);
   if (ret < 0) throw new NativeError(`mkfifo ${JSON.stringify(path)}`, -ret);
+}
+
+/**
+ * Signals sent to tinyc from now on are held, and passed on to the container once a wait with
+ * forwarding starts; so none is lost or ends tinyc while the container is being made.
+ */
+export function holdSignals(): void {
+  native().tc_forward(0);
+}
+
+export function releaseSignals(): void {
+  native().tc_forward_stop();
 }

@@ -7,6 +7,7 @@ import { EXIT, TinycError } from "../errors";
 import { requireProcess } from "../oci/config";
 import { FIFO } from "../runtime/container";
 import { loadBundle } from "../runtime/bundle";
+import { hasHooks, runCreateHooks } from "../runtime/hooks";
 import { launch, prepare } from "../runtime/launch";
 import { rootfsPath } from "../runtime/plan";
 import { defaultStateRoot, processStart, StateStore } from "../runtime/state";
@@ -91,8 +92,12 @@ export const createCommand: Command = {
         noPivot: !!a["no-pivot"],
         preserveFds,
         console: tty,
+        syncBeforePivot: hasHooks(spec.hooks, "prestart", "createRuntime", "createContainer"),
       });
-      const { pid } = await launch(prepared);
+      const base = { ociVersion: spec.ociVersion, id, bundle: dir, annotations: spec.annotations };
+      const { pid } = await launch(prepared, (pid) =>
+        runCreateHooks(spec.hooks, { ...base, status: "creating", pid }, stateDir),
+      );
       if (tty) closeSync(tty.fd);
       store.write({
         ociVersion: spec.ociVersion,
@@ -106,6 +111,7 @@ export const createCommand: Command = {
         pidStart: processStart(pid),
         owner: process.getuid!(),
         process: spec.process,
+        hooks: spec.hooks,
       });
       if (a["pid-file"]) writePidFile(a["pid-file"], pid);
       done = true;

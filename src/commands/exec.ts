@@ -1,23 +1,20 @@
-import { closeSync, readFileSync, readlinkSync } from "node:fs";
+import { closeSync, readFileSync } from "node:fs";
 import minimist from "minimist";
-import { encodePlan } from "../../ffi/plan";
 import {
   exitCodeOf,
+  holdSignals,
   openPty,
-  readReport,
   relayTerminal,
-  release,
   sendFd,
   setDumpable,
-  spawnPlan,
   waitStatus,
 } from "../../ffi/spawn";
 import type { Globals } from "../cli";
 import { EXIT, TinycError } from "../errors";
-import { parseProcess, type IdMapping, type Process } from "../oci/config";
+import { parseProcess, type Process } from "../oci/config";
 import { liveStatus, mustLoad } from "../runtime/container";
-import type { UsernsMaps } from "../runtime/idmap";
-import { stepError } from "../runtime/launch";
+import { containerMaps, namespacesToJoin } from "../runtime/nsjoin";
+import { spawnJoined } from "../runtime/join";
 import { buildExecPlan } from "../runtime/plan";
 import { defaultStateRoot, StateStore } from "../runtime/state";
 import { parsePreserveFds, writePidFile } from "./create";
@@ -93,43 +90,6 @@ function processFromFlags(a: minimist.ParsedArgs, base: Process | undefined): Pr
   return p;
 }
 
-/** The namespaces of PID that differ from ours: those an exec must join. */
-function namespacesToJoin(pid: number): string[] {
-  const files: [string, string][] = [
-    ["user", "user"], ["ipc", "ipc"], ["uts", "uts"], ["network", "net"], ["pid", "pid"],
-    ["mount", "mnt"], ["cgroup", "cgroup"], ["time", "time"],
-  ];
-  const out: string[] = [];
-  for (const [type, file] of files) {
-    try {
-      if (readlinkSync(`/proc/${pid}/ns/${file}`) !== readlinkSync(`/proc/self/ns/${file}`)) {
-        out.push(type);
-      }
-    } catch {
-      // A namespace type this kernel does not have.
-    }
-  }
-  return out;
-}
-
-function readMap(file: string): IdMapping[] {
-  return readFileSync(file, "utf8")
-    .trim()
-    .split("\n")
-    .map((l) => l.trim().split(/\s+/).map(Number))
-    .filter((f) => f.length === 3)
-    .map(([containerID, hostID, size]) => ({ containerID, hostID, size }));
-}
-
-function containerMaps(pid: number): UsernsMaps {
-  return {
-    uid: readMap(`/proc/${pid}/uid_map`),
-    gid: readMap(`/proc/${pid}/gid_map`),
-    how: "parent",
-    setgroupsDenied: readFileSync(`/proc/${pid}/setgroups`, "utf8").trim() === "deny",
-  };
-}
-
 export const execCommand: Command = {
   summary: "run another process in a running container",
   help,
@@ -169,6 +129,7 @@ export const execCommand: Command = {
       closeSync(pty.master);
     }
     setDumpable(false);
+    if (!detach) holdSignals();
     const plan = buildExecPlan(proc, {
       pid: st.pid,
       join,
@@ -177,25 +138,7 @@ export const execCommand: Command = {
       console: pty && { fd: pty.slave, path: pty.path },
     });
 
-    const child = spawnPlan(encodePlan(plan));
-    release(child, true);
-    let pid = child.pid;
-    try {
-      for (;;) {
-        const r = readReport(child.reportFd);
-        if (r === null) break;
-        if (r.kind === "pid") pid = r.pid;
-        else if (r.kind === "error") {
-          if (pid !== child.pid) waitStatus(pid, false);
-          waitStatus(child.pid, false);
-          throw stepError(plan, r.step, r.errno, r.path);
-        }
-      }
-    } finally {
-      closeSync(child.reportFd);
-    }
-    // The process that forked into the pid namespace has ended; the program is its sibling.
-    if (pid !== child.pid) waitStatus(child.pid, false);
+    const pid = spawnJoined(plan);
     if (pty) closeSync(pty.slave);
     if (a["pid-file"]) writePidFile(a["pid-file"], pid);
     if (detach) return 0;

@@ -15,6 +15,7 @@ import {
   signalProcess,
   waitGone,
 } from "../runtime/container";
+import { runHooksWarn } from "../runtime/hooks";
 import { defaultStateRoot, StateStore } from "../runtime/state";
 import type { Command } from "./index";
 
@@ -119,6 +120,8 @@ kills it first. With --force an id that does not exist is not an error.
           throw new TinycError(`container ${id} did not end after SIGKILL`);
         }
       }
+      const hookState = { ociVersion: st.ociVersion, id, bundle: st.bundle, annotations: st.annotations };
+      await runHooksWarn(st.hooks, "poststop", { ...hookState, status: "stopped" }, { dir: s.dir(id) });
       s.remove(id);
       return 0;
     } finally {

@@ -1,10 +1,19 @@
 import { closeSync, writeFileSync, writeSync } from "node:fs";
 import minimist from "minimist";
-import { exitCodeOf, openPty, relayTerminal, setDumpable, waitStatus } from "../../ffi/spawn";
+import {
+  exitCodeOf,
+  holdSignals,
+  openPty,
+  relayTerminal,
+  releaseSignals,
+  setDumpable,
+  waitStatus,
+} from "../../ffi/spawn";
 import type { Globals } from "../cli";
 import { EXIT, TinycError } from "../errors";
 import { requireProcess } from "../oci/config";
 import { loadBundle } from "../runtime/bundle";
+import { hasHooks, runCreateHooks, runHooks, runHooksWarn } from "../runtime/hooks";
 import { launch, prepare, type Prepared } from "../runtime/launch";
 import { rootfsPath } from "../runtime/plan";
 import { defaultStateRoot, newId, processStart, StateStore } from "../runtime/state";
@@ -141,11 +150,22 @@ async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
   }
   if (r.plan) {
     const tty = terminal ? { fd: 3 + r.preserveFds, path: "/dev/pts/N" } : undefined;
-    printPlan(prepare(spec, { bundle: dir, noPivot: r.noPivot, preserveFds: r.preserveFds, console: tty }));
+    printPlan(
+      prepare(spec, {
+        bundle: dir,
+        noPivot: r.noPivot,
+        preserveFds: r.preserveFds,
+        console: tty,
+        syncBeforePivot: hasHooks(spec.hooks, "prestart", "createRuntime", "createContainer"),
+        syncBeforeExec: hasHooks(spec.hooks, "startContainer"),
+      }),
+    );
     return 0;
   }
 
   const store = new StateStore(globals.root ?? defaultStateRoot());
+  // From here a signal to tinyc is held and passed on once the container runs.
+  holdSignals();
   store.claim(r.id);
   let keepState = false;
   const pty = terminal ? openPty() : undefined;
@@ -158,8 +178,22 @@ async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
       noPivot: r.noPivot,
       preserveFds: r.preserveFds,
       console: tty,
+      syncBeforePivot: hasHooks(spec.hooks, "prestart", "createRuntime", "createContainer"),
+      syncBeforeExec: hasHooks(spec.hooks, "startContainer"),
     });
-    const { pid } = await launch(prepared);
+    const stateDir = store.dir(r.id);
+    const base = { ociVersion: spec.ociVersion, id: r.id, bundle: dir, annotations: spec.annotations };
+    const beforePivot = hasHooks(spec.hooks, "prestart", "createRuntime", "createContainer");
+    const { pid } = await launch(prepared, async (pid, index) => {
+      if (index === 0 && beforePivot) {
+        await runCreateHooks(spec.hooks, { ...base, status: "creating", pid }, stateDir);
+      } else {
+        await runHooks(spec.hooks, "startContainer", { ...base, status: "created", pid }, {
+          dir: stateDir,
+          containerPid: pid,
+        });
+      }
+    });
     if (pty) closeSync(pty.slave);
     store.write({
       ociVersion: spec.ociVersion,
@@ -173,13 +207,18 @@ async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
       pidStart: processStart(pid),
       owner: process.getuid!(),
       process: spec.process,
+      hooks: spec.hooks,
     });
     if (r.pidFile) writeFileSync(r.pidFile, String(pid));
+    await runHooksWarn(spec.hooks, "poststart", { ...base, status: "running", pid }, { dir: stateDir });
     if (r.detach) {
       keepState = true;
       return 0;
     }
     const code = exitCodeOf(pty ? relayTerminal(pty.master, pid) : waitStatus(pid, true));
+    if (!r.keep) {
+      await runHooksWarn(spec.hooks, "poststop", { ...base, status: "stopped" }, { dir: stateDir });
+    }
     if (r.keep) {
       keepState = true;
       const st = store.read(r.id);
@@ -187,6 +226,7 @@ async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
     }
     return code;
   } finally {
+    releaseSignals();
     if (pty) closeSync(pty.master);
     if (!keepState) store.remove(r.id);
   }

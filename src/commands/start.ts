@@ -3,7 +3,8 @@ import { join } from "node:path";
 import minimist from "minimist";
 import type { Globals } from "../cli";
 import { EXIT, TinycError } from "../errors";
-import { FIFO, liveStatus, lockContainer, mustLoad } from "../runtime/container";
+import { FIFO, liveStatus, lockContainer, mustLoad, signalProcess } from "../runtime/container";
+import { runHooks, runHooksWarn } from "../runtime/hooks";
 import { defaultStateRoot, StateStore } from "../runtime/state";
 import type { Command } from "./index";
 
@@ -15,7 +16,7 @@ Lets a created container run its program.
 export const startCommand: Command = {
   summary: "run the program of a created container",
   help,
-  run(args: string[], globals: Globals) {
+  async run(args: string[], globals: Globals) {
     const a = minimist(args, { boolean: ["help"], alias: { h: "help" } });
     if (a.help) {
       process.stdout.write(help);
@@ -30,6 +31,17 @@ export const startCommand: Command = {
       const status = liveStatus(store, st);
       if (status === "stopped") throw new TinycError("cannot start a container that has stopped");
       if (status !== "created") throw new TinycError(`cannot start an already ${status} container`);
+      const hookState = { ociVersion: st.ociVersion, id, bundle: st.bundle, annotations: st.annotations };
+      try {
+        await runHooks(st.hooks, "startContainer", { ...hookState, status: "created", pid: st.pid }, {
+          dir: store.dir(id),
+          containerPid: st.pid,
+        });
+      } catch (e) {
+        // A container whose startContainer hook failed must not run its program.
+        signalProcess(st.pid, st.pidStart, 9);
+        throw e;
+      }
       const fifo = join(store.dir(id), FIFO);
       // The container holds the fifo open for reading; nobody else may. No reader: it died.
       let fd: number;
@@ -45,6 +57,9 @@ export const startCommand: Command = {
       }
       unlinkSync(fifo);
       store.write({ ...st, status: "running" });
+      await runHooksWarn(st.hooks, "poststart", { ...hookState, status: "running", pid: st.pid }, {
+        dir: store.dir(id),
+      });
       return 0;
     } finally {
       release();

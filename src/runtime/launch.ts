@@ -1,10 +1,11 @@
 // Starting a container: the plan goes to the C executor, the parent maps the user namespace
 // when a helper must, and the child's reports become errors that name the failing step.
 
-import { readFileSync, writeFileSync } from "node:fs";
+import { closeSync, readFileSync, writeFileSync } from "node:fs";
 import { encodePlan, type Plan } from "../../ffi/plan";
 import { strerror, errnoName } from "../../ffi/lib";
 import {
+  closeChild,
   NativeError,
   readReport,
   release,
@@ -39,6 +40,9 @@ export interface PrepareOptions {
   preserveFds?: number;
   noPivot?: boolean;
   console?: { fd: number; path: string };
+  /** Stops for hooks: before the pivot, and (for run) before the exec. */
+  syncBeforePivot?: boolean;
+  syncBeforeExec?: boolean;
 }
 
 /** Decides the user namespace and builds the plan; starts nothing. */
@@ -74,6 +78,8 @@ export function prepare(spec: Spec, opts: PrepareOptions): Prepared {
     preserveFds: opts.preserveFds ?? 0,
     noPivot: opts.noPivot ?? false,
     console: opts.console,
+    syncBeforePivot: opts.syncBeforePivot,
+    syncBeforeExec: opts.syncBeforeExec,
   };
   return { plan: buildPlan(spec, ctx), userns, rootless };
 }
@@ -88,7 +94,10 @@ export interface Started {
  * Starts the plan and waits until the child has exec'd, or, with a fifo, until it is ready and
  * waits for "start". Throws the child's failure as a TinycError.
  */
-export async function launch(p: Prepared): Promise<Started> {
+export async function launch(
+  p: Prepared,
+  onSync?: (pid: number, index: number) => Promise<void>,
+): Promise<Started> {
   const bytes = encodePlan(p.plan);
   let child: Child;
   try {
@@ -99,31 +108,44 @@ export async function launch(p: Prepared): Promise<Started> {
   }
   log("debug", `child ${child.pid} started`);
 
+  // Each wait-parent or sync step of the child consumes one "g".
   if (p.userns && p.userns.how !== "self") {
     try {
       await mapUserNamespace(child.pid, p.userns);
     } catch (e) {
       release(child, false);
+      closeChild(child);
       waitStatus(child.pid, false);
       throw e;
     }
+    release(child, true);
   }
-  release(child, true);
 
   let pid = child.pid;
+  let syncs = 0;
   try {
     for (;;) {
       const r = readReport(child.reportFd);
       if (r === null || r.kind === "ready") break;
       if (r.kind === "pid") {
         pid = r.pid;
-        continue;
+      } else if (r.kind === "sync") {
+        try {
+          await onSync?.(pid, syncs++);
+        } catch (e) {
+          release(child, false);
+          waitStatus(child.pid, false);
+          throw e;
+        }
+        release(child, true);
+      } else {
+        waitStatus(child.pid, false);
+        throw stepError(p.plan, r.step, r.errno, r.path);
       }
-      waitStatus(child.pid, false);
-      throw stepError(p.plan, r.step, r.errno, r.path);
     }
   } finally {
-    require("node:fs").closeSync(child.reportFd);
+    closeSync(child.reportFd);
+    closeChild(child);
   }
   return { pid };
 }

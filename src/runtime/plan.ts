@@ -53,6 +53,9 @@ export interface PlanContext {
   fifo?: string;
   preserveFds: number;
   noPivot: boolean;
+  /** Stop before the pivot (and before the exec) for the parent to run hooks. */
+  syncBeforePivot?: boolean;
+  syncBeforeExec?: boolean;
   /** The terminal's slave side (an fd of ours and its name), when process.terminal is set. */
   console?: { fd: number; path: string };
 }
@@ -77,6 +80,10 @@ export interface ExecContext {
   userns?: UsernsMaps;
   preserveFds: number;
   console?: { fd: number; path: string };
+  /** The program, when it is not args[0] (a hook's path). */
+  program?: string;
+  /** fds of ours that become the process's stdin, stdout and stderr. */
+  stdio?: [number, number, number];
 }
 
 /** The plan of `exec`: join the container's namespaces, then set up the process as run does. */
@@ -96,9 +103,12 @@ export function buildExecPlan(process: Process, ctx: ExecContext): Plan {
     console: ctx.console,
   });
   b.add({ op: "close-fds", a: ctx.preserveFds, text: closeText(ctx.preserveFds) });
+  ctx.stdio?.forEach((fd, i) => b.add({ op: "dup2", a: fd, b: i, text: `fd ${fd} as fd ${i}` }));
+  b.program = ctx.program;
   // Before joining: the container must never see a process of ours it could open or trace.
   b.add({ op: "non-dumpable", text: "make the process non-dumpable (no access to its /proc/PID/exe)" });
   b.joinNamespaces();
+  b.cwd();
   b.processSetup();
   return {
     cloneFlags: 0n,
@@ -119,6 +129,7 @@ class Builder {
   joined = new Map<string, string>();
   cloneFlags = 0n;
   rootfs: string;
+  program?: string;
 
   constructor(
     private spec: Spec,
@@ -148,10 +159,14 @@ class Builder {
     this.devices();
     this.oomScoreAdj();
     if (this.ctx.fifo) this.add({ op: "open-fifo", s1: this.ctx.fifo, text: `open ${this.ctx.fifo}` });
+    if (this.ctx.syncBeforePivot) {
+      this.add({ op: "sync", text: "wait for the prestart, createRuntime and createContainer hooks" });
+    }
     this.pivot();
     this.names();
     this.sysctls();
     this.protectPaths();
+    this.cwd();
     this.finishRoot();
     this.processSetup();
     return {
@@ -566,6 +581,17 @@ class Builder {
     }
   }
 
+  /** Before a read-only root is made, so a missing working folder can still be created. */
+  cwd(): void {
+    const cwd = this.spec.process!.cwd;
+    this.add({
+      op: "chdir",
+      s1: cwd,
+      flags: F.inRoot | F.create,
+      text: `chdir ${cwd} (created with mode 0755 if missing)`,
+    });
+  }
+
   processSetup(): void {
     const p = this.spec.process!;
     const userns = this.ctx.userns;
@@ -588,13 +614,6 @@ class Builder {
         text: `rlimit ${rl.type} soft ${rl.soft} hard ${rl.hard}`,
       });
     }
-
-    this.add({
-      op: "chdir",
-      s1: p.cwd,
-      flags: F.inRoot | F.create,
-      text: `chdir ${p.cwd} (created with mode 0755 if missing)`,
-    });
 
     if (this.ctx.console) {
       this.add({ op: "console", a: this.ctx.console.fd, text: "make the terminal stdin/stdout/stderr" });
@@ -640,9 +659,13 @@ class Builder {
       op: "find-exec",
       s1: p.args!,
       s3: pathVar,
-      text: `find ${JSON.stringify(p.args![0])} in ${pathVar}`,
+      s4: this.program,
+      text: this.program
+        ? `check ${JSON.stringify(this.program)}`
+        : `find ${JSON.stringify(p.args![0])} in ${pathVar}`,
     });
     if (this.ctx.fifo) this.add({ op: "ready", text: "wait for start" });
+    if (this.ctx.syncBeforeExec) this.add({ op: "sync", text: "wait for the startContainer hooks" });
     this.add({
       op: "exec",
       s1: p.args!,

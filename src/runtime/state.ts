@@ -3,8 +3,8 @@
 
 import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, readdirSync, lstatSync } from "node:fs";
 import { join } from "node:path";
-import { TinycError } from "../errors";
-import type { Process } from "../oci/config";
+import { fromSystem, TinycError } from "../errors";
+import type { Hooks, Process } from "../oci/config";
 
 export interface ContainerState {
   ociVersion: string;
@@ -20,6 +20,8 @@ export interface ContainerState {
   owner: number;
   /** The config's process, the defaults of `exec`. */
   process?: Process;
+  /** The config's hooks: start runs startContainer and poststart, delete poststop. */
+  hooks?: Hooks;
 }
 
 /** The default state root: /run/tinyc as root, $XDG_RUNTIME_DIR/tinyc otherwise. */
@@ -71,7 +73,11 @@ export class StateStore {
   /** Claims the id: the folder is made exclusively, so two creates of one id cannot both win. */
   claim(id: string): string {
     checkId(id);
-    mkdirSync(this.root, { recursive: true, mode: 0o700 });
+    try {
+      mkdirSync(this.root, { recursive: true, mode: 0o700 });
+    } catch (e) {
+      throw fromSystem(e, "create the state folder", this.root);
+    }
     const dir = this.dir(id);
     try {
       mkdirSync(dir, { mode: 0o700 });
@@ -79,7 +85,7 @@ export class StateStore {
       if ((e as NodeJS.ErrnoException).code === "EEXIST") {
         throw new TinycError(`container with id ${JSON.stringify(id)} already exists`);
       }
-      throw e;
+      throw fromSystem(e, "create the state folder", dir);
     }
     return dir;
   }

@@ -32,9 +32,6 @@ export function checkSupported(spec: Spec): void {
   const linux = spec.linux ?? {};
   const p = spec.process;
   if (nonEmpty(linux.seccomp)) refuse("linux.seccomp");
-  for (const [phase, hooks] of Object.entries(spec.hooks ?? {})) {
-    if (nonEmpty(hooks)) refuse(`hooks.${phase}`);
-  }
   for (const [key, value] of Object.entries(linux.resources ?? {})) {
     // Device rules are met without a cgroup: only the standard nodes and linux.devices exist.
     if (key !== "devices" && nonEmpty(value)) refuse(`linux.resources.${key}`, "no cgroup support");

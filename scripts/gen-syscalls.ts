@@ -1,0 +1,157 @@
+// Writes src/seccomp/syscalls.ts from the kernel headers of this machine:
+//
+//   bun scripts/gen-syscalls.ts [INCLUDE_DIR]
+//
+// The output is committed and never made during a build: headers differ between machines, and
+// a profile must compile to the same filter everywhere. Run it again after a kernel header
+// update and review the diff. The preprocessor resolves the #ifdefs of asm-generic/unistd.h the
+// way arm64 sets them, so this works from any x86_64 machine with linux-libc-dev installed.
+
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+const root = join(import.meta.dir, "..");
+const out = join(root, "src/seccomp/syscalls.ts");
+const cc = process.env.CC ?? "cc";
+const include = process.argv[2];
+
+// arm64's uapi asm/unistd.h sets exactly these before including the generic table.
+const ARM64_WANTS = [
+  "__ARCH_WANT_RENAMEAT",
+  "__ARCH_WANT_NEW_STAT",
+  "__ARCH_WANT_SET_GET_RLIMIT",
+  "__ARCH_WANT_TIME32_SYSCALLS",
+  "__ARCH_WANT_SYS_CLONE3",
+  "__ARCH_WANT_MEMFD_SECRET",
+];
+
+const SOURCES: Record<string, string> = {
+  x86_64: "#include <asm/unistd_64.h>\n",
+  x86: "#include <asm/unistd_32.h>\n",
+  // asm/unistd.h defines the bit, but would pull in the 64-bit table as well.
+  x32: "#define __X32_SYSCALL_BIT 0x40000000\n#include <asm/unistd_x32.h>\n",
+  aarch64:
+    "#define __BITS_PER_LONG 64\n" +
+    ARM64_WANTS.map((w) => `#define ${w}\n`).join("") +
+    "#include <asm-generic/unistd.h>\n",
+};
+
+// Calls added after the oldest headers this script is expected to meet. Since Linux 5.1 (424)
+// every architecture but alpha gives a new call the same number, so one list serves all four
+// tables; a header that already has a name wins. A number an architecture does not wire up (x32
+// and i386 have no map_shadow_stack) only ever reaches the kernel's ENOSYS.
+const UNIFIED: Record<string, number> = {
+  cachestat: 451,
+  fchmodat2: 452,
+  map_shadow_stack: 453,
+  futex_wake: 454,
+  futex_wait: 455,
+  futex_requeue: 456,
+  statmount: 457,
+  listmount: 458,
+  lsm_get_self_attr: 459,
+  lsm_set_self_attr: 460,
+  lsm_list_modules: 461,
+  mseal: 462,
+  setxattrat: 463,
+  getxattrat: 464,
+  listxattrat: 465,
+  removexattrat: 466,
+  open_tree_attr: 467,
+  file_getattr: 468,
+  file_setattr: 469,
+  listns: 470,
+};
+
+const X32_BIT = 0x40000000;
+const NOT_CALLS = new Set(["syscalls", "arch_specific_syscall"]);
+
+function macros(source: string): Map<string, string> {
+  const args = [cc, "-E", "-dM", "-x", "c", "-"];
+  if (include) args.push("-nostdinc", "-I", include);
+  const r = Bun.spawnSync(args, { stdin: new TextEncoder().encode(source), stderr: "pipe" });
+  if (r.exitCode !== 0) {
+    throw new Error(`${cc} -E failed: ${r.stderr.toString().trim()}`);
+  }
+  const defs = new Map<string, string>();
+  for (const line of r.stdout.toString().split("\n")) {
+    const m = /^#define (\w+) (.+)$/.exec(line);
+    if (m) defs.set(m[1], m[2].trim());
+  }
+  return defs;
+}
+
+// The headers only ever write a number, another macro, or (MACRO + number).
+function evaluate(expr: string, defs: Map<string, string>, depth = 0): number {
+  if (depth > 8) throw new Error(`macro loop at "${expr}"`);
+  let sum = 0;
+  for (const term of expr.replace(/[()]/g, " ").split("+")) {
+    const t = term.trim();
+    if (/^(0x[0-9a-f]+|\d+)$/i.test(t)) sum += Number(t);
+    else if (defs.has(t)) sum += evaluate(defs.get(t)!, defs, depth + 1);
+    else throw new Error(`cannot evaluate "${expr}"`);
+  }
+  return sum;
+}
+
+function table(arch: string): Record<string, number> {
+  const defs = macros(SOURCES[arch]);
+  const calls: Record<string, number> = {};
+  for (const [name, value] of defs) {
+    if (!name.startsWith("__NR_")) continue;
+    const call = name.slice(5);
+    if (NOT_CALLS.has(call)) continue;
+    let nr = evaluate(value, defs);
+    if (arch === "x32") {
+      if ((nr & X32_BIT) === 0) throw new Error(`x32 call "${call}" lacks the x32 bit`);
+      nr -= X32_BIT;
+    }
+    calls[call] = nr;
+  }
+  if (Object.keys(calls).length < 250) throw new Error(`only ${Object.keys(calls).length} calls`);
+  for (const [call, nr] of Object.entries(UNIFIED)) {
+    if (!(call in calls)) calls[call] = nr;
+  }
+  return calls;
+}
+
+/** An object literal, sorted by number, packed into lines of at most 100 columns. */
+function literal(calls: Record<string, number>): string {
+  const entries = Object.entries(calls).sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : 1));
+  const lines: string[] = [];
+  let line = "";
+  for (const [call, nr] of entries) {
+    const item = `${call}: ${nr},`;
+    if (line && line.length + 1 + item.length > 98) {
+      lines.push(`  ${line}`);
+      line = item;
+    } else {
+      line = line ? `${line} ${item}` : item;
+    }
+  }
+  if (line) lines.push(`  ${line}`);
+  return `{\n${lines.join("\n")}\n}`;
+}
+
+const tables = Object.fromEntries(Object.keys(SOURCES).map((a) => [a, table(a)]));
+const text = `// Generated by scripts/gen-syscalls.ts from the kernel headers (asm/unistd_64.h,
+// unistd_32.h, unistd_x32.h, asm-generic/unistd.h as arm64 configures it), plus the calls newer
+// than those headers that the script lists. Do not edit; run the script again.
+
+/** The x32 ABI marks its calls with this bit in seccomp_data.nr; X32 below leaves it out. */
+export const X32_SYSCALL_BIT = 0x40000000;
+
+export const X86_64: Readonly<Record<string, number>> = Object.freeze(${literal(tables.x86_64)});
+
+/** i386, as SCMP_ARCH_X86. */
+export const X86: Readonly<Record<string, number>> = Object.freeze(${literal(tables.x86)});
+
+/** x32 numbers without X32_SYSCALL_BIT. The header lists only calls the x32 ABI has. */
+export const X32: Readonly<Record<string, number>> = Object.freeze(${literal(tables.x32)});
+
+/** aarch64: the generic table. */
+export const AARCH64: Readonly<Record<string, number>> = Object.freeze(${literal(tables.aarch64)});
+`;
+writeFileSync(out, text);
+const counts = Object.entries(tables).map(([a, t]) => `${a} ${Object.keys(t).length}`);
+console.log(`wrote ${out}: ${counts.join(", ")}`);
