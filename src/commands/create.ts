@@ -112,6 +112,7 @@ export const createCommand: Command = {
         owner: process.getuid!(),
         process: spec.process,
         hooks: spec.hooks,
+        seccomp: spec.linux?.seccomp,
       });
       if (a["pid-file"]) writePidFile(a["pid-file"], pid);
       done = true;

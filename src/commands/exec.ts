@@ -135,6 +135,7 @@ export const execCommand: Command = {
       join,
       userns,
       preserveFds: parsePreserveFds(a["preserve-fds"]),
+      seccomp: st.seccomp,
       console: pty && { fd: pty.slave, path: pty.path },
     });
 

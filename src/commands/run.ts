@@ -208,6 +208,7 @@ async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
       owner: process.getuid!(),
       process: spec.process,
       hooks: spec.hooks,
+      seccomp: spec.linux?.seccomp,
     });
     if (r.pidFile) writeFileSync(r.pidFile, String(pid));
     await runHooksWarn(spec.hooks, "poststart", { ...base, status: "running", pid }, { dir: stateDir });

@@ -3,13 +3,15 @@ import { join } from "node:path";
 import minimist from "minimist";
 import { TinycError } from "../errors";
 import { defaultSpec, stringifySpec } from "../oci/spec";
+import { defaultSeccompProfile } from "../seccomp/default";
 import type { Command } from "./index";
 
 export const specCommand: Command = {
   summary: "write a config.json for a bundle (runc's template)",
   help: `usage: tinyc spec [--rootless] [--bundle DIR]
 
-Writes DIR/config.json (default: the current folder), the same template runc writes.
+Writes DIR/config.json (default: the current folder): runc's template, with a seccomp profile
+like Docker's default.
 
 flags:
   --rootless       map container root to the caller's uid and gid, drop what needs root
@@ -34,6 +36,7 @@ flags:
       rootless: !!a.rootless,
       uid: process.getuid!(),
       gid: process.getgid!(),
+      seccomp: defaultSeccompProfile(process.arch),
     });
     try {
       writeFileSync(file, stringifySpec(spec), { mode: 0o666, flag: "wx" });

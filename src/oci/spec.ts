@@ -3,7 +3,7 @@
 // every field where they expect it.
 
 import { existsSync } from "node:fs";
-import type { Mount, Namespace, Spec } from "./config";
+import type { Mount, Namespace, Seccomp, Spec } from "./config";
 
 export interface DefaultSpecOptions {
   rootless: boolean;
@@ -12,6 +12,8 @@ export interface DefaultSpecOptions {
   gid: number;
   args?: string[];
   terminal?: boolean;
+  /** The seccomp profile to include (the caller's default profile). */
+  seccomp?: Seccomp;
   /** Adds a cgroup namespace; by default only on a cgroup v2 host, as runc does. */
   cgroupNamespace?: boolean;
 }
@@ -39,6 +41,8 @@ const READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/pro
 export function defaultSpec(opts: DefaultSpecOptions): Spec {
   const spec = exampleSpec(opts);
   if (opts.rootless) toRootless(spec, opts.uid, opts.gid);
+  // Unlike runc's template, a seccomp profile like Docker's default is part of it.
+  if (opts.seccomp) spec.linux!.seccomp = opts.seccomp;
   return spec;
 }
 

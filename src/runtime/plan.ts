@@ -7,7 +7,8 @@ import { isAbsolute, join, resolve } from "node:path";
 import { F, PLAN, type Plan, type Step } from "../../ffi/plan";
 import { TinycError } from "../errors";
 import type { Mount, Process, Spec } from "../oci/config";
-import { CAPABILITIES, RLIMITS } from "../oci/config";
+import { CAPABILITIES, RLIMITS, type Seccomp } from "../oci/config";
+import { compileSeccomp } from "../seccomp/compile";
 import { isMapped, mapText, type UsernsMaps } from "./idmap";
 import {
   ATTR,
@@ -84,6 +85,8 @@ export interface ExecContext {
   program?: string;
   /** fds of ours that become the process's stdin, stdout and stderr. */
   stdio?: [number, number, number];
+  /** The container's filter, which every process in it gets. */
+  seccomp?: Seccomp;
 }
 
 /** The plan of `exec`: join the container's namespaces, then set up the process as run does. */
@@ -92,7 +95,10 @@ export function buildExecPlan(process: Process, ctx: ExecContext): Plan {
     ociVersion: "1.1.0",
     process,
     root: { path: "/" },
-    linux: { namespaces: ctx.join.map((type) => ({ type, path: `/proc/${ctx.pid}/ns/${nsFile[type]}` })) },
+    linux: {
+      namespaces: ctx.join.map((type) => ({ type, path: `/proc/${ctx.pid}/ns/${nsFile[type]}` })),
+      seccomp: ctx.seccomp,
+    },
   } as Spec;
   const b = new Builder(spec, {
     bundle: "/",
@@ -130,6 +136,7 @@ class Builder {
   cloneFlags = 0n;
   rootfs: string;
   program?: string;
+  beforeIds = 0;
 
   constructor(
     private spec: Spec,
@@ -581,6 +588,18 @@ class Builder {
     }
   }
 
+  seccomp(): Step | undefined {
+    const profile = this.spec.linux?.seccomp;
+    if (!profile) return undefined;
+    const { filter, flags } = compileSeccomp(profile, process.arch);
+    return {
+      op: "seccomp",
+      s1: filter,
+      a: flags,
+      text: `seccomp filter of ${filter.length / 8} instructions, default ${profile.defaultAction}`,
+    };
+  }
+
   /** Before a read-only root is made, so a missing working folder can still be created. */
   cwd(): void {
     const cwd = this.spec.process!.cwd;
@@ -624,6 +643,7 @@ class Builder {
       (names ?? []).reduce((m, n) => m | (1n << BigInt(CAPABILITIES[n])), 0n);
     this.add({ op: "cap-bounding", a: mask(caps.bounding), text: `bounding set ${capText(caps.bounding)}` });
 
+    this.beforeIds = this.steps.length;
     const setgroupsDenied = userns?.setgroupsDenied ?? userns?.how === "self";
     if (groups.length > 0 && setgroupsDenied) {
       throw new TinycError(
@@ -649,6 +669,9 @@ class Builder {
         `capabilities effective ${capText(caps.effective)}, permitted ${capText(caps.permitted)}, ` +
         `inheritable ${capText(caps.inheritable)}, ambient ${capText(caps.ambient)}`,
     });
+    const seccomp = this.seccomp();
+    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before the capabilities go.
+    if (seccomp && !p.noNewPrivileges) this.steps.splice(this.beforeIds, 0, seccomp);
     const umask = p.user?.umask ?? 0o022;
     this.add({ op: "umask", a: umask, text: `umask ${umask.toString(8).padStart(4, "0")}` });
     if (p.noNewPrivileges) this.add({ op: "no-new-privs", text: "no new privileges" });
@@ -666,6 +689,8 @@ class Builder {
     });
     if (this.ctx.fifo) this.add({ op: "ready", text: "wait for start" });
     if (this.ctx.syncBeforeExec) this.add({ op: "sync", text: "wait for the startContainer hooks" });
+    // With no_new_privs, as late as possible: the filter then only has to allow execve.
+    if (seccomp && p.noNewPrivileges) this.add(seccomp);
     this.add({
       op: "exec",
       s1: p.args!,

@@ -4,7 +4,7 @@
 import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, readdirSync, lstatSync } from "node:fs";
 import { join } from "node:path";
 import { fromSystem, TinycError } from "../errors";
-import type { Hooks, Process } from "../oci/config";
+import type { Hooks, Process, Seccomp } from "../oci/config";
 
 export interface ContainerState {
   ociVersion: string;
@@ -22,6 +22,8 @@ export interface ContainerState {
   process?: Process;
   /** The config's hooks: start runs startContainer and poststart, delete poststop. */
   hooks?: Hooks;
+  /** The config's seccomp profile, which exec'd processes get too. */
+  seccomp?: Seccomp;
 }
 
 /** The default state root: /run/tinyc as root, $XDG_RUNTIME_DIR/tinyc otherwise. */

@@ -31,7 +31,6 @@ function selinuxEnabled(): boolean {
 export function checkSupported(spec: Spec): void {
   const linux = spec.linux ?? {};
   const p = spec.process;
-  if (nonEmpty(linux.seccomp)) refuse("linux.seccomp");
   for (const [key, value] of Object.entries(linux.resources ?? {})) {
     // Device rules are met without a cgroup: only the standard nodes and linux.devices exist.
     if (key !== "devices" && nonEmpty(value)) refuse(`linux.resources.${key}`, "no cgroup support");
