@@ -92,10 +92,12 @@ export const createCommand: Command = {
         noPivot: !!a["no-pivot"],
         preserveFds,
         console: tty,
+        id,
+        systemdCgroup: globals.systemdCgroup,
         syncBeforePivot: hasHooks(spec.hooks, "prestart", "createRuntime", "createContainer"),
       });
       const base = { ociVersion: spec.ociVersion, id, bundle: dir, annotations: spec.annotations };
-      const { pid } = await launch(prepared, (pid) =>
+      const { pid, cgroup } = await launch(prepared, (pid) =>
         runCreateHooks(spec.hooks, { ...base, status: "creating", pid }, stateDir),
       );
       if (tty) closeSync(tty.fd);
@@ -113,6 +115,7 @@ export const createCommand: Command = {
         process: spec.process,
         hooks: spec.hooks,
         seccomp: spec.linux?.seccomp,
+        cgroup,
       });
       if (a["pid-file"]) writePidFile(a["pid-file"], pid);
       done = true;

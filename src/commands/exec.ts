@@ -136,10 +136,11 @@ export const execCommand: Command = {
       userns,
       preserveFds: parsePreserveFds(a["preserve-fds"]),
       seccomp: st.seccomp,
+      cgroup: st.cgroup !== undefined,
       console: pty && { fd: pty.slave, path: pty.path },
     });
 
-    const pid = spawnJoined(plan);
+    const pid = spawnJoined(plan, st.cgroup);
     if (pty) closeSync(pty.slave);
     if (a["pid-file"]) writePidFile(a["pid-file"], pid);
     if (detach) return 0;

@@ -6,7 +6,15 @@ import { runCommand } from "./run";
 import { createCommand } from "./create";
 import { startCommand } from "./start";
 import { execCommand } from "./exec";
-import { deleteCommand, killCommand, listCommand, psCommand, stateCommand } from "./lifecycle";
+import {
+  deleteCommand,
+  killCommand,
+  listCommand,
+  pauseCommand,
+  psCommand,
+  resumeCommand,
+  stateCommand,
+} from "./lifecycle";
 
 export interface Command {
   summary: string;
@@ -25,6 +33,8 @@ export const commands: Record<string, Command> = {
   list: listCommand,
   ps: psCommand,
   exec: execCommand,
+  pause: pauseCommand,
+  resume: resumeCommand,
 };
 
 export function usage(): string {

@@ -12,10 +12,12 @@ import {
   mustLoad,
   ociState,
   parseSignal,
+  removeWhenEmpty,
   signalProcess,
   waitGone,
 } from "../runtime/container";
 import { runHooksWarn } from "../runtime/hooks";
+import { cgroupPids, freeze } from "../runtime/cgroups";
 import { defaultStateRoot, StateStore } from "../runtime/state";
 import type { Command } from "./index";
 
@@ -120,6 +122,11 @@ kills it first. With --force an id that does not exist is not an error.
           throw new TinycError(`container ${id} did not end after SIGKILL`);
         }
       }
+      if (st.cgroup) {
+        // Processes that left the first one's tree (with --all semantics) end with it too.
+        for (const pid of cgroupPids(st.cgroup) ?? []) signalProcess(pid, undefined, 9);
+        await removeWhenEmpty(st.cgroup);
+      }
       const hookState = { ociVersion: st.ociVersion, id, bundle: st.bundle, annotations: st.annotations };
       await runHooksWarn(st.hooks, "poststop", { ...hookState, status: "stopped" }, { dir: s.dir(id) });
       s.remove(id);
@@ -196,3 +203,35 @@ flags:
     return 0;
   },
 };
+
+function pauseOrResume(verb: "pause" | "resume"): Command {
+  return {
+    summary: verb === "pause" ? "freeze every process of a container" : "thaw a paused container",
+    help: `usage: tinyc ${verb} ID\n\nNeeds the container to have a cgroup with a freezer.\n`,
+    run(args, globals) {
+      const a = minimist(args, { boolean: ["help"], alias: { h: "help" } });
+      if (helpOr(a, this.help)) return 0;
+      const id = needId(verb, a);
+      const s = store(globals);
+      const st = mustLoad(s, id);
+      const status = liveStatus(s, st);
+      if (verb === "pause" && status !== "running") {
+        throw new TinycError(`cannot pause a container that is ${status}`);
+      }
+      if (verb === "resume" && status !== "paused") {
+        throw new TinycError(`cannot resume a container that is ${status}`);
+      }
+      if (!st.cgroup) {
+        throw new TinycError(`${verb}: not supported for a container without a cgroup`, {
+          hint: "rootless containers get one only with a delegated cgroup v2 and limits",
+        });
+      }
+      freeze(st.cgroup, verb === "pause");
+      s.write({ ...st, status: verb === "pause" ? "paused" : "running" });
+      return 0;
+    },
+  };
+}
+
+export const pauseCommand = pauseOrResume("pause");
+export const resumeCommand = pauseOrResume("resume");

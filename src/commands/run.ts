@@ -16,6 +16,7 @@ import { loadBundle } from "../runtime/bundle";
 import { hasHooks, runCreateHooks, runHooks, runHooksWarn } from "../runtime/hooks";
 import { launch, prepare, type Prepared } from "../runtime/launch";
 import { rootfsPath } from "../runtime/plan";
+import { removeWhenEmpty } from "../runtime/container";
 import { defaultStateRoot, newId, processStart, StateStore } from "../runtime/state";
 import type { Command } from "./index";
 
@@ -178,13 +179,15 @@ async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
       noPivot: r.noPivot,
       preserveFds: r.preserveFds,
       console: tty,
+      id: r.id,
+      systemdCgroup: globals.systemdCgroup,
       syncBeforePivot: hasHooks(spec.hooks, "prestart", "createRuntime", "createContainer"),
       syncBeforeExec: hasHooks(spec.hooks, "startContainer"),
     });
     const stateDir = store.dir(r.id);
     const base = { ociVersion: spec.ociVersion, id: r.id, bundle: dir, annotations: spec.annotations };
     const beforePivot = hasHooks(spec.hooks, "prestart", "createRuntime", "createContainer");
-    const { pid } = await launch(prepared, async (pid, index) => {
+    const { pid, cgroup: cg } = await launch(prepared, async (pid, index) => {
       if (index === 0 && beforePivot) {
         await runCreateHooks(spec.hooks, { ...base, status: "creating", pid }, stateDir);
       } else {
@@ -209,6 +212,7 @@ async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
       process: spec.process,
       hooks: spec.hooks,
       seccomp: spec.linux?.seccomp,
+      cgroup: cg,
     });
     if (r.pidFile) writeFileSync(r.pidFile, String(pid));
     await runHooksWarn(spec.hooks, "poststart", { ...base, status: "running", pid }, { dir: stateDir });
@@ -217,6 +221,7 @@ async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
       return 0;
     }
     const code = exitCodeOf(pty ? relayTerminal(pty.master, pid) : waitStatus(pid, true));
+    if (cg && !r.keep) await removeWhenEmpty(cg);
     if (!r.keep) {
       await runHooksWarn(spec.hooks, "poststop", { ...base, status: "stopped" }, { dir: stateDir });
     }

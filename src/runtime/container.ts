@@ -5,6 +5,7 @@ import { closeSync, existsSync, openSync, readFileSync, readdirSync } from "node
 import { join } from "node:path";
 import { flock, LOCK, NativeError, pidfdOpen, pidfdSignal } from "../../ffi/spawn";
 import { TinycError } from "../errors";
+import { cgroupPids, isFrozen, removeCgroup, type Cgroup } from "./cgroups";
 import { processStart, type ContainerState, type StateStore } from "./state";
 
 export type Status = "created" | "running" | "stopped" | "paused";
@@ -31,7 +32,17 @@ function processState(pid: number): string | undefined {
 export function liveStatus(store: StateStore, st: ContainerState): Status {
   if (!isAlive(st)) return "stopped";
   if (existsSync(join(store.dir(st.id), FIFO))) return "created";
-  return processState(st.pid) === "T" && st.status === "paused" ? "paused" : "running";
+  return st.cgroup && isFrozen(st.cgroup) ? "paused" : "running";
+}
+
+/** Removes a cgroup once the kernel has let go of its last processes. */
+export async function removeWhenEmpty(cg: Cgroup): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const pids = cgroupPids(cg);
+    if (!pids || pids.length === 0) break;
+    await Bun.sleep(5);
+  }
+  removeCgroup(cg);
 }
 
 /** The state of an id that must exist; runc's wording, which clients match on. */
@@ -110,6 +121,8 @@ export function signalProcess(pid: number, pidStart: number | undefined, sig: nu
  */
 export function containerPids(st: ContainerState): number[] {
   if (!isAlive(st)) return [];
+  const inGroup = st.cgroup && cgroupPids(st.cgroup);
+  if (inGroup && inGroup.length > 0) return inGroup;
   const parents = new Map<number, number[]>();
   for (const name of readdirSync("/proc")) {
     if (!/^\d+$/.test(name)) continue;

@@ -27,11 +27,22 @@ import {
 } from "./idmap";
 import { buildPlan, CLONE, type PlanContext } from "./plan";
 import { checkSupported } from "./supported";
+import {
+  createCgroup,
+  enterCgroup,
+  limitWrites,
+  planCgroup,
+  removeCgroup,
+  wantsLimits,
+  type Cgroup,
+} from "./cgroups";
 
 export interface Prepared {
   plan: Plan;
   userns?: UsernsMaps;
   rootless: boolean;
+  /** The container's cgroup and the writes that set its limits; made by launch. */
+  cgroup?: { cg: Cgroup; writes: [string, string, string][]; required: boolean };
 }
 
 export interface PrepareOptions {
@@ -40,6 +51,9 @@ export interface PrepareOptions {
   preserveFds?: number;
   noPivot?: boolean;
   console?: { fd: number; path: string };
+  /** The container id and the global --systemd-cgroup flag, for its cgroup. */
+  id?: string;
+  systemdCgroup?: boolean;
   /** Stops for hooks: before the pivot, and (for run) before the exec. */
   syncBeforePivot?: boolean;
   syncBeforeExec?: boolean;
@@ -70,7 +84,9 @@ export function prepare(spec: Spec, opts: PrepareOptions): Prepared {
     }
   }
 
+  const cgroup = opts.id ? chooseCgroup(spec, opts.id, rootless, !!opts.systemdCgroup) : undefined;
   const ctx: PlanContext = {
+    cgroup: cgroup !== undefined,
     bundle: opts.bundle,
     userns,
     rootless,
@@ -81,11 +97,42 @@ export function prepare(spec: Spec, opts: PrepareOptions): Prepared {
     syncBeforePivot: opts.syncBeforePivot,
     syncBeforeExec: opts.syncBeforeExec,
   };
-  return { plan: buildPlan(spec, ctx), userns, rootless };
+  return { plan: buildPlan(spec, ctx), userns, rootless, cgroup };
+}
+
+/**
+ * Limits need a cgroup, and fail without one. Without limits, root containers still get one
+ * (for ps, kill --all and pause), if it can be made; rootless ones do not.
+ */
+function chooseCgroup(spec: Spec, id: string, rootless: boolean, systemd: boolean) {
+  const resources = spec.linux?.resources;
+  const inUserns = rootless || (spec.linux?.namespaces ?? []).some((n) => n.type === "user");
+  if (wantsLimits(resources, inUserns)) {
+    const cg = planCgroup(id, spec.linux?.cgroupsPath, systemd);
+    return { cg, writes: limitWrites(cg, resources!, inUserns), required: true };
+  }
+  if (rootless) return undefined;
+  const cg = planCgroup(id, spec.linux?.cgroupsPath, systemd);
+  return { cg, writes: [], required: false };
+}
+
+/** Makes the cgroup before the child exists; undefined when an optional one cannot be made. */
+function makeCgroup(p: Prepared): Cgroup | undefined {
+  if (!p.cgroup) return undefined;
+  try {
+    createCgroup(p.cgroup.cg, p.cgroup.writes);
+    return p.cgroup.cg;
+  } catch (e) {
+    removeCgroup(p.cgroup.cg);
+    if (p.cgroup.required) throw e;
+    log("debug", `no cgroup: ${(e as Error).message}`);
+    return undefined;
+  }
 }
 
 export interface Started {
   pid: number;
+  cgroup?: Cgroup;
   /** The child that must be reaped besides the container (the one that forked into a pid ns). */
   intermediate?: number;
 }
@@ -99,23 +146,28 @@ export async function launch(
   onSync?: (pid: number, index: number) => Promise<void>,
 ): Promise<Started> {
   const bytes = encodePlan(p.plan);
+  const cgroup = makeCgroup(p);
   let child: Child;
   try {
     child = spawnPlan(bytes);
   } catch (e) {
+    if (cgroup) removeCgroup(cgroup);
     if (e instanceof NativeError) throw cloneError(e.errno, p.plan.cloneFlags);
     throw e;
   }
   log("debug", `child ${child.pid} started`);
 
-  // Each wait-parent or sync step of the child consumes one "g".
-  if (p.userns && p.userns.how !== "self") {
+  // Each wait-parent or sync step of the child consumes one "g"; the first waits for these.
+  const helperMaps = p.userns && p.userns.how !== "self" && (p.plan.cloneFlags & CLONE.NEWUSER) !== 0n;
+  if (p.cgroup || helperMaps) {
     try {
-      await mapUserNamespace(child.pid, p.userns);
+      if (cgroup) enterCgroup(cgroup, child.pid);
+      if (helperMaps) await mapUserNamespace(child.pid, p.userns!);
     } catch (e) {
       release(child, false);
       closeChild(child);
       waitStatus(child.pid, false);
+      if (cgroup) removeCgroup(cgroup);
       throw e;
     }
     release(child, true);
@@ -135,11 +187,13 @@ export async function launch(
         } catch (e) {
           release(child, false);
           waitStatus(child.pid, false);
+          if (cgroup) removeCgroup(cgroup);
           throw e;
         }
         release(child, true);
       } else {
         waitStatus(child.pid, false);
+        if (cgroup) removeCgroup(cgroup);
         throw stepError(p.plan, r.step, r.errno, r.path);
       }
     }
@@ -147,7 +201,7 @@ export async function launch(
     closeSync(child.reportFd);
     closeChild(child);
   }
-  return { pid };
+  return { pid, cgroup };
 }
 
 async function mapUserNamespace(pid: number, maps: UsernsMaps): Promise<void> {

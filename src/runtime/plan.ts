@@ -54,6 +54,8 @@ export interface PlanContext {
   fifo?: string;
   preserveFds: number;
   noPivot: boolean;
+  /** The parent puts the child in a cgroup before it goes on. */
+  cgroup?: boolean;
   /** Stop before the pivot (and before the exec) for the parent to run hooks. */
   syncBeforePivot?: boolean;
   syncBeforeExec?: boolean;
@@ -87,6 +89,8 @@ export interface ExecContext {
   stdio?: [number, number, number];
   /** The container's filter, which every process in it gets. */
   seccomp?: Seccomp;
+  /** The parent puts the process in the container's cgroup. */
+  cgroup?: boolean;
 }
 
 /** The plan of `exec`: join the container's namespaces, then set up the process as run does. */
@@ -114,6 +118,7 @@ export function buildExecPlan(process: Process, ctx: ExecContext): Plan {
   // Before joining: the container must never see a process of ours it could open or trace.
   b.add({ op: "non-dumpable", text: "make the process non-dumpable (no access to its /proc/PID/exe)" });
   b.joinNamespaces();
+  if (ctx.cgroup) b.add({ op: "wait-parent", text: "wait to be put in the container's cgroup" });
   b.cwd();
   b.processSetup();
   return {
@@ -208,7 +213,11 @@ class Builder {
 
   mapUserNamespace(): void {
     const maps = this.ctx.userns;
-    if (!maps || !this.created.has("user")) return;
+    const mapsHere = maps && this.created.has("user");
+    if (this.ctx.cgroup && (!mapsHere || maps.how === "self")) {
+      this.add({ op: "wait-parent", text: "wait to be put in the container's cgroup" });
+    }
+    if (!maps || !mapsHere) return;
     if (maps.how === "self") {
       const file = (name: string, content: string) =>
         this.add({
@@ -226,8 +235,8 @@ class Builder {
       this.add({
         op: "wait-parent",
         text:
-          `wait for newuidmap ${show(maps.uid).join(" ")} and ` +
-          `newgidmap ${show(maps.gid).join(" ")}`,
+          (this.ctx.cgroup ? "wait for the cgroup, " : "wait for ") +
+          `newuidmap ${show(maps.uid).join(" ")} and newgidmap ${show(maps.gid).join(" ")}`,
       });
     }
     this.add({ op: "setresid-root", text: "become root in the user namespace" });

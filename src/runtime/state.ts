@@ -5,6 +5,7 @@ import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, r
 import { join } from "node:path";
 import { fromSystem, TinycError } from "../errors";
 import type { Hooks, Process, Seccomp } from "../oci/config";
+import type { Cgroup } from "./cgroups";
 
 export interface ContainerState {
   ociVersion: string;
@@ -24,6 +25,8 @@ export interface ContainerState {
   hooks?: Hooks;
   /** The config's seccomp profile, which exec'd processes get too. */
   seccomp?: Seccomp;
+  /** The cgroup the container's processes are in, if it has one. */
+  cgroup?: Cgroup;
 }
 
 /** The default state root: /run/tinyc as root, $XDG_RUNTIME_DIR/tinyc otherwise. */

@@ -31,10 +31,6 @@ function selinuxEnabled(): boolean {
 export function checkSupported(spec: Spec): void {
   const linux = spec.linux ?? {};
   const p = spec.process;
-  for (const [key, value] of Object.entries(linux.resources ?? {})) {
-    // Device rules are met without a cgroup: only the standard nodes and linux.devices exist.
-    if (key !== "devices" && nonEmpty(value)) refuse(`linux.resources.${key}`, "no cgroup support");
-  }
   if (nonEmpty(linux.personality)) refuse("linux.personality");
   if (nonEmpty(linux.intelRdt)) refuse("linux.intelRdt");
   if (nonEmpty(linux.timeOffsets)) refuse("linux.timeOffsets");
