@@ -5,9 +5,7 @@ import minimist from "minimist";
 import { EXIT, TinycError } from "./errors";
 import { configureLog, logError, logsToFile, type Level } from "./log";
 import { commands, usage } from "./commands";
-
-declare const TINYC_VERSION: string;
-declare const TINYC_COMMIT: string;
+import { version } from "./version";
 
 export interface Globals {
   root?: string;
@@ -25,12 +23,6 @@ function splitGlobals(argv: string[]): { globals: string[]; verb?: string; rest:
     i += globalValueFlags.has(a) ? 2 : 1;
   }
   return { globals: argv.slice(0, i), verb: argv[i], rest: argv.slice(i + 1) };
-}
-
-export function version(): string {
-  const v = typeof TINYC_VERSION === "string" ? TINYC_VERSION : "dev";
-  const c = typeof TINYC_COMMIT === "string" ? TINYC_COMMIT : "unknown";
-  return `tinyc version ${v}\ncommit: ${c}\nspec: 1.1.0\n`;
 }
 
 async function main(argv: string[]): Promise<number> {

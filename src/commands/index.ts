@@ -6,6 +6,7 @@ import { runCommand } from "./run";
 import { createCommand } from "./create";
 import { startCommand } from "./start";
 import { execCommand } from "./exec";
+import { featuresCommand } from "./features";
 import {
   deleteCommand,
   killCommand,
@@ -35,6 +36,7 @@ export const commands: Record<string, Command> = {
   exec: execCommand,
   pause: pauseCommand,
   resume: resumeCommand,
+  features: featuresCommand,
 };
 
 export function usage(): string {

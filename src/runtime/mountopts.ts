@@ -140,3 +140,12 @@ export function describeFlags(flags: number): string {
 export function describePropagation(p: number): string {
   return Object.entries(propagationOptions).find(([, v]) => v === p)?.[0] ?? `0x${p.toString(16)}`;
 }
+
+/** Every option this runtime understands, for `tinyc features`. */
+export const MOUNT_OPTIONS = [
+  ...Object.keys(flagOptions),
+  ...Object.keys(propagationOptions),
+  "bind",
+  "rbind",
+  "tmpcopyup",
+].sort();

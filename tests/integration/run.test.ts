@@ -451,7 +451,14 @@ function commonTests(as: As) {
     bundle.cleanup();
     const file = path.join(root, "kept", "state.json");
     const status = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, "utf8")).status : "none";
-    expect({ code: r.code, status }).toEqual({ code: 0, status: "stopped" });
+    // delete removes what was kept, its cgroup included.
+    const del = await run(["--root", root, "delete", "kept"], { as });
+    expect({ code: r.code, status, deleted: del.code, left: fs.existsSync(file) }).toEqual({
+      code: 0,
+      status: "stopped",
+      deleted: 0,
+      left: false,
+    });
   });
 
   test("run --plan prints the steps, pivot_root and exec among them", async () => {
