@@ -101,8 +101,10 @@ export function prepare(spec: Spec, opts: PrepareOptions): Prepared {
 }
 
 /**
- * Limits need a cgroup, and fail without one. Without limits, root containers still get one
- * (for ps, kill --all and pause), if it can be made; rootless ones do not.
+ * Limits need a cgroup, and fail without one. Without limits, a root container whose config
+ * names a cgroupsPath (as containerd's and dockerd's do) gets that group, if it can be made;
+ * otherwise none is made, since moving a process into a cgroup costs more than all the rest
+ * of starting it.
  */
 function chooseCgroup(spec: Spec, id: string, rootless: boolean, systemd: boolean) {
   const resources = spec.linux?.resources;
@@ -111,8 +113,8 @@ function chooseCgroup(spec: Spec, id: string, rootless: boolean, systemd: boolea
     const cg = planCgroup(id, spec.linux?.cgroupsPath, systemd);
     return { cg, writes: limitWrites(cg, resources!, inUserns), required: true };
   }
-  if (rootless) return undefined;
-  const cg = planCgroup(id, spec.linux?.cgroupsPath, systemd);
+  if (rootless || !spec.linux?.cgroupsPath) return undefined;
+  const cg = planCgroup(id, spec.linux.cgroupsPath, systemd);
   return { cg, writes: [], required: false };
 }
 
