@@ -303,6 +303,123 @@ static int set_attrs(struct child *c, const struct tc_step *s, const char *path,
 	return ret;
 }
 
+static int copy_entry(int from, int to, const char *name, int depth);
+
+/*
+ * tmpcopyup: what the folder held before the tmpfs covered it is copied into the tmpfs, owners
+ * and modes kept, so a read-only root can still have a writable /run with its usual contents.
+ */
+static int copy_tree(int from, int to, int depth)
+{
+	char buf[2048];
+	long n;
+
+	if (depth > 32)
+		return -ELOOP;
+	while ((n = syscall(SYS_getdents64, from, buf, sizeof(buf))) > 0) {
+		long off = 0;
+
+		while (off < n) {
+			struct linux_dirent64 {
+				uint64_t ino;
+				int64_t off;
+				unsigned short reclen;
+				unsigned char type;
+				char name[];
+			} *d = (void *)(buf + off);
+			int ret;
+
+			off += d->reclen;
+			if (!strcmp(d->name, ".") || !strcmp(d->name, ".."))
+				continue;
+			ret = copy_entry(from, to, d->name, depth);
+			if (ret < 0)
+				return ret;
+		}
+	}
+	return n < 0 ? -errno : 0;
+}
+
+static int copy_entry(int from, int to, const char *name, int depth)
+{
+	struct stat st;
+	char link[4096];
+	int in, out, ret = 0;
+	ssize_t len;
+
+	if (fstatat(from, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (S_ISDIR(st.st_mode)) {
+		if (mkdirat(to, name, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		in = openat(from, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		out = openat(to, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (in < 0 || out < 0)
+			ret = -errno;
+		else
+			ret = copy_tree(in, out, depth + 1);
+		if (in >= 0)
+			close(in);
+		if (out >= 0)
+			close(out);
+	} else if (S_ISREG(st.st_mode)) {
+		in = openat(from, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (in < 0)
+			return -errno;
+		out = openat(to, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (out < 0) {
+			ret = -errno;
+			close(in);
+			return ret;
+		}
+		while ((len = read(in, link, sizeof(link))) > 0)
+			if (write(out, link, len) != len) {
+				ret = -EIO;
+				break;
+			}
+		if (len < 0)
+			ret = -errno;
+		close(in);
+		close(out);
+	} else if (S_ISLNK(st.st_mode)) {
+		len = readlinkat(from, name, link, sizeof(link) - 1);
+		if (len < 0)
+			return -errno;
+		link[len] = 0;
+		if (symlinkat(link, to, name) < 0)
+			return -errno;
+	} else if (mknodat(to, name, st.st_mode, st.st_rdev) < 0) {
+		return 0; /* device nodes cannot be made in a user namespace: left out */
+	}
+	if (ret < 0)
+		return ret;
+	/* An id the user namespace does not map cannot be kept (EINVAL): the file stays ours. */
+	if (fchownat(to, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0 && errno != EINVAL)
+		return -errno;
+	if (!S_ISLNK(st.st_mode) && fchmodat(to, name, st.st_mode & 07777, 0) < 0)
+		return -errno;
+	return 0;
+}
+
+static void copy_up(struct child *c, int lower, const struct tc_step *s, const char *target)
+{
+	int from, to, upper, ret;
+
+	upper = resolve_target(c, s, target);
+	if (upper < 0)
+		die(c, errno, target);
+	from = openat(lower, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	to = openat(upper, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (from < 0 || to < 0)
+		die(c, errno, target);
+	ret = copy_tree(from, to, 0);
+	if (ret < 0)
+		die(c, -ret, target);
+	close(from);
+	close(to);
+	close(upper);
+}
+
 static void step_mount(struct child *c, const struct tc_step *s)
 {
 	const char *src = str(c, s->s1), *target = str(c, s->s2), *type = str(c, s->s3);
@@ -323,6 +440,9 @@ static void step_mount(struct child *c, const struct tc_step *s)
 	}
 	if (ret < 0)
 		die(c, errno, target);
+	/* fd still names the folder under the new mount, which copy_up reads from. */
+	if (s->flags & TC_F_COPYUP)
+		copy_up(c, fd, s, target);
 	close(fd);
 
 	ret = set_attrs(c, s, target, s->b);

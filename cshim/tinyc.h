@@ -84,6 +84,7 @@ enum tc_op {
 #define TC_F_CREATE 0x80        /* chdir: create the folder if missing */
 #define TC_F_NO_PIVOT 0x100
 #define TC_F_FALLBACK 0x200     /* on EPERM or EACCES, rbind the fallback source instead */
+#define TC_F_COPYUP 0x400       /* copy what the target held into the new mount (tmpcopyup) */
 
 struct tc_step {
 	uint32_t op;

@@ -50,6 +50,7 @@ export const F = {
   create: 0x80,
   noPivot: 0x100,
   fallback: 0x200,
+  copyUp: 0x400,
 } as const;
 
 /** Plan flags, as TC_PLAN_* in the header. */

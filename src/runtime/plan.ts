@@ -273,7 +273,9 @@ class Builder {
     if (opts.unsupported.length > 0) {
       throw new TinycError(`${where}: option ${JSON.stringify(opts.unsupported[0])} not supported`);
     }
-    if (opts.tmpcopyup) this.checkTmpcopyup(m, where);
+    if (opts.tmpcopyup && (opts.bind || m.type !== "tmpfs")) {
+      throw new TinycError(`${where}: tmpcopyup is only for tmpfs mounts`);
+    }
     const dest = m.destination;
     const type = m.type ?? (opts.bind ? "bind" : undefined);
 
@@ -281,6 +283,11 @@ class Builder {
       this.bind(m, opts.flags, opts.recursive, where);
     } else {
       this.newMount(m, type, opts.flags, opts.data, where);
+      if (opts.tmpcopyup) {
+        const step = this.steps[this.steps.length - 1];
+        step.flags = (step.flags ?? 0) | F.copyUp;
+        step.text += ", with what the folder held copied in";
+      }
     }
     for (const p of opts.propagation) {
       this.add({
@@ -397,21 +404,6 @@ class Builder {
       const m = /^gid=(\d+)$/.exec(d);
       return !m || isMapped(maps.gid, Number(m[1]));
     });
-  }
-
-  checkTmpcopyup(m: Mount, where: string): void {
-    const inRootfs = join(this.rootfs, m.destination);
-    let entries: string[] = [];
-    try {
-      entries = require("node:fs").readdirSync(inRootfs);
-    } catch {
-      return;
-    }
-    if (entries.length > 0) {
-      throw new TinycError(
-        `${where}: tmpcopyup of the non-empty folder ${JSON.stringify(m.destination)} not supported`,
-      );
-    }
   }
 
   /**
