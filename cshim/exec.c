@@ -24,6 +24,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -741,18 +742,88 @@ static void step_ready(struct child *c)
 	close(c->fifo_fd);
 }
 
+/* Sends FD to the parent over SOCK with SCM_RIGHTS. */
+static int send_fd(int sock, int fd)
+{
+	char data = 't';
+	struct iovec iov = { .iov_base = &data, .iov_len = 1 };
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			      .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *cmsg;
+
+	memset(u.buf, 0, sizeof(u.buf));
+	cmsg = CMSG_FIRSTHDR(&msg);
+	cmsg->cmsg_level = SOL_SOCKET;
+	cmsg->cmsg_type = SCM_RIGHTS;
+	cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+	return sendmsg(sock, &msg, MSG_NOSIGNAL) < 0 ? -errno : 0;
+}
+
+/* "/dev/pts/N" for the terminal's number. */
+static void pts_path(char *buf, unsigned int n)
+{
+	static const char prefix[] = "/dev/pts/";
+	char digits[12];
+	int len = 0, i;
+
+	memcpy(buf, prefix, sizeof(prefix));
+	do {
+		digits[len++] = '0' + n % 10;
+		n /= 10;
+	} while (n);
+	for (i = 0; i < len; i++)
+		buf[sizeof(prefix) - 1 + i] = digits[len - 1 - i];
+	buf[sizeof(prefix) - 1 + len] = 0;
+}
+
+/*
+ * The terminal is made inside the container, from its own /dev/ptmx, so that the program sees
+ * /dev/pts/N of its own devpts (ttyname works). The master goes to the parent over the socket
+ * in a; the slave becomes the controlling terminal, stdin, stdout and stderr, and /dev/console.
+ */
 static void step_console(struct child *c, const struct tc_step *s)
 {
-	int fd = s->a;
+	int sock = s->a, master, slave, unlock = 0, ret;
+	unsigned int n;
+	char path[32];
+
+	master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (master < 0)
+		die(c, errno, "/dev/ptmx");
+	if (ioctl(master, TIOCSPTLCK, &unlock) < 0 || ioctl(master, TIOCGPTN, &n) < 0)
+		die(c, errno, "/dev/ptmx");
+	slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+	if (slave < 0)
+		die(c, errno, "/dev/ptmx");
+	ret = send_fd(sock, master);
+	if (ret < 0)
+		die(c, -ret, "console socket");
+	close(master);
+	close(sock);
+
+	pts_path(path, n);
+	ret = open("/dev/console", O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (ret >= 0) {
+		close(ret);
+		if (mount(path, "/dev/console", NULL, MS_BIND, NULL) < 0)
+			die(c, errno, "/dev/console");
+	} else if (errno != EROFS) {
+		die(c, errno, "/dev/console");
+	}
 
 	if (setsid() < 0)
 		die(c, errno, "setsid");
-	if (ioctl(fd, TIOCSCTTY, 0) < 0)
-		die(c, errno, "/dev/console");
-	if (dup2(fd, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
-		die(c, errno, "/dev/console");
-	if (fd > 2)
-		close(fd);
+	if (ioctl(slave, TIOCSCTTY, 0) < 0)
+		die(c, errno, path);
+	if (dup2(slave, 0) < 0 || dup2(slave, 1) < 0 || dup2(slave, 2) < 0)
+		die(c, errno, path);
+	if (slave > 2)
+		close(slave);
 }
 
 /* Relocates a list of string offsets into a NULL-terminated array of pointers, in place. */

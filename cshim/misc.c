@@ -81,3 +81,42 @@ int tc_mkfifo(const char *path, uint32_t mode)
 {
 	return mkfifo(path, mode) < 0 ? -errno : 0;
 }
+
+/* A pair of connected UNIX sockets, both close-on-exec: out[0] for the parent, out[1] the child. */
+int tc_socketpair(int32_t *out)
+{
+	int fds[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)
+		return -errno;
+	out[0] = fds[0];
+	out[1] = fds[1];
+	return 0;
+}
+
+/* Receives one fd sent with SCM_RIGHTS; returns it, or a negative errno. */
+int tc_recv_fd(int32_t sock)
+{
+	char data;
+	struct iovec iov = { .iov_base = &data, .iov_len = 1 };
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			      .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *cmsg;
+	ssize_t n;
+	int fd;
+
+	do
+		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	cmsg = CMSG_FIRSTHDR(&msg);
+	if (n == 0 || !cmsg || cmsg->cmsg_type != SCM_RIGHTS)
+		return -EBADMSG;
+	memcpy(&fd, CMSG_DATA(cmsg), sizeof(int));
+	return fd;
+}

@@ -19,29 +19,6 @@
 
 #include "tinyc.h"
 
-/* out[0] = master, out[1] = slave; path gets the slave's name. */
-int tc_openpty(int32_t *out, char *path, uint64_t len)
-{
-	int master, slave, unlock = 0;
-
-	master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-	if (master < 0)
-		return -errno;
-	if (ioctl(master, TIOCSPTLCK, &unlock) < 0 || ptsname_r(master, path, len) != 0)
-		goto fail;
-	/* The peer ioctl opens the slave through the master, never by a name someone could swap. */
-	slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
-	if (slave < 0)
-		goto fail;
-	out[0] = master;
-	out[1] = slave;
-	return 0;
-fail:
-	unlock = -errno;
-	close(master);
-	return unlock;
-}
-
 int tc_set_dumpable(int32_t on)
 {
 	return prctl(PR_SET_DUMPABLE, on ? 1 : 0, 0, 0, 0) < 0 ? -errno : 0;

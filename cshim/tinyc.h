@@ -64,8 +64,9 @@ enum tc_op {
 	TC_OP_OPEN_FIFO,      /* s1 = path of the start fifo, opened now and waited on by TC_OP_READY */
 	TC_OP_READY,          /* report "ready" to the parent, then wait for a byte on the fifo */
 	TC_OP_CLOSE_FDS,      /* a = first fd to keep open after exec beyond 2 (preserve-fds count) */
-	TC_OP_CONSOLE,        /* a = fd of the terminal's slave side: setsid, make it the controlling
-			       * terminal and stdin/stdout/stderr */
+	TC_OP_CONSOLE,        /* a = socket to the parent: a terminal is made from the container's
+			       * /dev/ptmx, its master sent over a, its slave made the controlling
+			       * terminal, stdin/stdout/stderr and /dev/console */
 	TC_OP_EXEC,           /* s1 = argv list, s2 = envp list, s3 = PATH used to find argv[0] */
 	TC_OP_DUP2,           /* a = from fd, b = to fd */
 	TC_OP_NON_DUMPABLE,   /* no other process may open /proc/PID/exe or ptrace the child */
@@ -115,7 +116,8 @@ int tc_wait(int32_t pid, int32_t *status, int32_t options);
 int tc_strerror(int32_t err, char *buf, uint64_t len);
 int tc_forward(int32_t pid);
 int tc_forward_stop(void);
-int tc_openpty(int32_t *out, char *path, uint64_t len);
+int tc_socketpair(int32_t *out);
+int tc_recv_fd(int32_t sock);
 int tc_relay(int32_t master, int32_t pid, int32_t *status);
 int tc_set_dumpable(int32_t on);
 int tc_pidfd_open(int32_t pid);

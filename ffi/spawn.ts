@@ -99,20 +99,19 @@ export function exitCodeOf(status: number): number {
   return 128 + sig;
 }
 
-export interface Pty {
-  master: number;
-  slave: number;
-  /** The slave's name on the host, bound on /dev/console in the container. */
-  path: string;
+/** A connected pair of UNIX sockets: the child sends the terminal it makes over its end. */
+export function consolePair(): { parent: number; child: number } {
+  const out = new Int32Array(2);
+  const ret = native().tc_socketpair(ptr(out));
+  if (ret < 0) throw new NativeError("socketpair", -ret);
+  return { parent: out[0], child: out[1] };
 }
 
-export function openPty(): Pty {
-  const out = new Int32Array(2);
-  const name = new Uint8Array(256);
-  const ret = native().tc_openpty(ptr(out), ptr(name), name.length);
-  if (ret < 0) throw new NativeError("openpty", -ret);
-  const end = name.indexOf(0);
-  return { master: out[0], slave: out[1], path: Buffer.from(name.subarray(0, end)).toString() };
+/** The fd the other end sent (SCM_RIGHTS). */
+export function receiveFd(sock: number): number {
+  const fd = native().tc_recv_fd(sock);
+  if (fd < 0) throw new NativeError("receive the terminal", -fd);
+  return fd;
 }
 
 /** Relays the terminal until PID exits; returns its wait status. */

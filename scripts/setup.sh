@@ -13,6 +13,10 @@ PACKAGES=(gcc libc6-dev make uidmap busybox-static debootstrap fuse-overlayfs ru
   util-linux procps iproute2 hyperfine tmux)
 # A bare Debian has no Node; Debian's own is enough to fetch bun from npm.
 command -v npm >/dev/null || PACKAGES+=(nodejs npm)
+# Real clients of the runtime, for tests/integration/clients.test.ts: rootless podman (with
+# conmon, containers-common's configuration and slirp4netns), containerd and dockerd. The tests
+# start private instances of the daemons; none of the system-wide ones is needed.
+PACKAGES+=(podman conmon golang-github-containers-common slirp4netns containerd docker.io)
 
 installed() {
   [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]
@@ -24,6 +28,13 @@ if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}"
   # No stdin on CI: apt must never stop to ask.
   export DEBIAN_FRONTEND=noninteractive
+  # The daemons' packages start system-wide services on install. A policy-rc.d that says no is
+  # what invoke-rc.d and deb-systemd-invoke ask; one is put in place only for this install.
+  if [[ " ${missing[*]} " =~ " "(containerd|docker\.io)" " && ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee /usr/sbin/policy-rc.d >/dev/null
+    "${SUDO[@]}" chmod 755 /usr/sbin/policy-rc.d
+    trap '"${SUDO[@]}" rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   "${SUDO[@]}" apt-get update -qq
   "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

@@ -11,10 +11,14 @@ export interface Globals {
   root?: string;
   debug: boolean;
   systemdCgroup: boolean;
+  /** crun's --cgroup-manager disabled: never make a cgroup (limits then fail). */
+  noCgroups: boolean;
 }
 
 /** Global flags that take a value, so the verb can be found after them. */
-const globalValueFlags = new Set(["--root", "--log", "--log-format", "--criu", "--rootless"]);
+const VALUE_FLAGS = ["root", "log", "log-format", "criu", "rootless", "cgroup-manager"];
+const BOOLEAN_FLAGS = ["debug", "systemd-cgroup", "help", "version", "h", "v"];
+const globalValueFlags = new Set(VALUE_FLAGS.map((f) => `--${f}`));
 
 function splitGlobals(argv: string[]): { globals: string[]; verb?: string; rest: string[] } {
   let i = 0;
@@ -28,9 +32,21 @@ function splitGlobals(argv: string[]): { globals: string[]; verb?: string; rest:
 async function main(argv: string[]): Promise<number> {
   const { globals, verb, rest } = splitGlobals(argv);
   const g = minimist(globals, {
-    string: ["root", "log", "log-format", "criu", "rootless"],
-    boolean: ["debug", "systemd-cgroup", "help", "version", "h", "v"],
+    string: VALUE_FLAGS,
+    boolean: BOOLEAN_FLAGS,
+    unknown: (flag) => {
+      throw new TinycError(`unknown global flag ${JSON.stringify(flag)}`, {
+        exitCode: EXIT.usage,
+        hint: "see tinyc --help",
+      });
+    },
   });
+  const manager = g["cgroup-manager"];
+  if (manager !== undefined && !["cgroupfs", "systemd", "disabled"].includes(manager)) {
+    throw new TinycError(`--cgroup-manager ${JSON.stringify(manager)}: expected cgroupfs, systemd or disabled`, {
+      exitCode: EXIT.usage,
+    });
+  }
   configureLog({
     level: (g.debug ? "debug" : "warn") as Level,
     format: g["log-format"],
@@ -46,7 +62,12 @@ async function main(argv: string[]): Promise<number> {
   }
   const command = commands[verb];
   if (!command) throw new TinycError(`unknown command ${JSON.stringify(verb)}`, { exitCode: EXIT.usage, hint: "see tinyc --help" });
-  const globalsOut: Globals = { root: g.root || undefined, debug: !!g.debug, systemdCgroup: !!g["systemd-cgroup"] };
+  const globalsOut: Globals = {
+    root: g.root || undefined,
+    debug: !!g.debug,
+    systemdCgroup: !!g["systemd-cgroup"] || manager === "systemd",
+    noCgroups: manager === "disabled",
+  };
   return await command.run(rest, globalsOut);
 }
 

@@ -1,7 +1,7 @@
 import { closeSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import minimist from "minimist";
-import { mkfifo, openPty, sendFd, setDumpable } from "../../ffi/spawn";
+import { consolePair, mkfifo, receiveFd, sendFd, setDumpable } from "../../ffi/spawn";
 import type { Globals } from "../cli";
 import { EXIT, TinycError } from "../errors";
 import { requireProcess } from "../oci/config";
@@ -78,13 +78,8 @@ export const createCommand: Command = {
     try {
       const fifo = join(stateDir, FIFO);
       mkfifo(fifo, 0o600);
-      let tty: { fd: number; path: string } | undefined;
-      if (terminal) {
-        const pty = openPty();
-        sendFd(socket!, pty.master);
-        closeSync(pty.master);
-        tty = { fd: pty.slave, path: pty.path };
-      }
+      const pair = terminal ? consolePair() : undefined;
+      const tty = pair && { fd: pair.child };
       setDumpable(false);
       const prepared = prepare(spec, {
         bundle: dir,
@@ -94,13 +89,23 @@ export const createCommand: Command = {
         console: tty,
         id,
         systemdCgroup: globals.systemdCgroup,
+        noCgroups: globals.noCgroups,
         syncBeforePivot: hasHooks(spec.hooks, "prestart", "createRuntime", "createContainer"),
       });
       const base = { ociVersion: spec.ociVersion, id, bundle: dir, annotations: spec.annotations };
       const { pid, cgroup } = await launch(prepared, (pid) =>
         runCreateHooks(spec.hooks, { ...base, status: "creating", pid }, stateDir),
       );
-      if (tty) closeSync(tty.fd);
+      if (pair) {
+        closeSync(pair.child);
+        const master = receiveFd(pair.parent);
+        closeSync(pair.parent);
+        try {
+          sendFd(socket!, master);
+        } finally {
+          closeSync(master);
+        }
+      }
       store.write({
         ociVersion: spec.ociVersion,
         id,

@@ -3,7 +3,8 @@ import minimist from "minimist";
 import {
   exitCodeOf,
   holdSignals,
-  openPty,
+  consolePair,
+  receiveFd,
   relayTerminal,
   sendFd,
   setDumpable,
@@ -123,11 +124,7 @@ export const execCommand: Command = {
 
     const join = namespacesToJoin(st.pid);
     const userns = join.includes("user") ? containerMaps(st.pid) : undefined;
-    const pty = proc.terminal ? openPty() : undefined;
-    if (pty && socket) {
-      sendFd(socket, pty.master);
-      closeSync(pty.master);
-    }
+    const pair = proc.terminal ? consolePair() : undefined;
     setDumpable(false);
     if (!detach) holdSignals();
     const plan = buildExecPlan(proc, {
@@ -137,14 +134,24 @@ export const execCommand: Command = {
       preserveFds: parsePreserveFds(a["preserve-fds"]),
       seccomp: st.seccomp,
       cgroup: st.cgroup !== undefined,
-      console: pty && { fd: pty.slave, path: pty.path },
+      console: pair && { fd: pair.child },
     });
 
     const pid = spawnJoined(plan, st.cgroup);
-    if (pty) closeSync(pty.slave);
+    let master: number | undefined;
+    if (pair) {
+      closeSync(pair.child);
+      master = receiveFd(pair.parent);
+      closeSync(pair.parent);
+      if (socket) {
+        sendFd(socket, master);
+        closeSync(master);
+        master = undefined;
+      }
+    }
     if (a["pid-file"]) writePidFile(a["pid-file"], pid);
     if (detach) return 0;
-    const wait = pty && !socket ? relayTerminal(pty.master, pid) : waitStatus(pid, true);
+    const wait = master !== undefined ? relayTerminal(master, pid) : waitStatus(pid, true);
     return exitCodeOf(wait);
   },
 };

@@ -54,7 +54,8 @@ global flags:
   --log FILE          write log entries to FILE instead of stderr
   --log-format FMT    text (default) or json: one object per line with level, msg, time
   --debug             log debug entries
-  --systemd-cgroup    accepted for runc compatibility
+  --systemd-cgroup    accepted for runc compatibility (a systemd cgroupsPath is refused)
+  --cgroup-manager M  cgroupfs (default), systemd (as --systemd-cgroup) or disabled (no cgroup)
   --version, -v       print the version and the commit it was built from
   --help, -h          print this help; "tinyc COMMAND --help" for a command's flags
 `;

@@ -3,7 +3,8 @@ import minimist from "minimist";
 import {
   exitCodeOf,
   holdSignals,
-  openPty,
+  consolePair,
+  receiveFd,
   relayTerminal,
   releaseSignals,
   setDumpable,
@@ -150,7 +151,7 @@ async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
     });
   }
   if (r.plan) {
-    const tty = terminal ? { fd: 3 + r.preserveFds, path: "/dev/pts/N" } : undefined;
+    const tty = terminal ? { fd: 3 + r.preserveFds } : undefined;
     printPlan(
       prepare(spec, {
         bundle: dir,
@@ -169,11 +170,12 @@ async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
   holdSignals();
   store.claim(r.id);
   let keepState = false;
-  const pty = terminal ? openPty() : undefined;
+  const pair = terminal ? consolePair() : undefined;
+  let master: number | undefined;
   try {
     // Nothing in the container may open this process's /proc/PID/exe (the tinyc executable).
     setDumpable(false);
-    const tty = pty && { fd: pty.slave, path: pty.path };
+    const tty = pair && { fd: pair.child };
     const prepared = prepare(spec, {
       bundle: dir,
       noPivot: r.noPivot,
@@ -181,6 +183,7 @@ async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
       console: tty,
       id: r.id,
       systemdCgroup: globals.systemdCgroup,
+      noCgroups: globals.noCgroups,
       syncBeforePivot: hasHooks(spec.hooks, "prestart", "createRuntime", "createContainer"),
       syncBeforeExec: hasHooks(spec.hooks, "startContainer"),
     });
@@ -197,7 +200,11 @@ async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
         });
       }
     });
-    if (pty) closeSync(pty.slave);
+    if (pair) {
+      closeSync(pair.child);
+      master = receiveFd(pair.parent);
+      closeSync(pair.parent);
+    }
     store.write({
       ociVersion: spec.ociVersion,
       id: r.id,
@@ -220,7 +227,7 @@ async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
       keepState = true;
       return 0;
     }
-    const code = exitCodeOf(pty ? relayTerminal(pty.master, pid) : waitStatus(pid, true));
+    const code = exitCodeOf(master !== undefined ? relayTerminal(master, pid) : waitStatus(pid, true));
     if (cg && !r.keep) await removeWhenEmpty(cg);
     if (!r.keep) {
       await runHooksWarn(spec.hooks, "poststop", { ...base, status: "stopped" }, { dir: stateDir });
@@ -233,7 +240,7 @@ async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
     return code;
   } finally {
     releaseSignals();
-    if (pty) closeSync(pty.master);
+    if (master !== undefined) closeSync(master);
     if (!keepState) store.remove(r.id);
   }
 }

@@ -30,14 +30,20 @@ type Write = [controller: string, file: string, value: string];
 const V1_CONTROLLERS = ["cpu", "cpuacct", "cpuset", "memory", "pids", "blkio", "devices",
   "freezer", "hugetlb"];
 
-/** The resources that need a group at all: anything but an empty or absent value. */
+/** A value that sets something: 0, false, "" and empty lists mean "not set", as runc reads them. */
+function isSet(v: unknown): boolean {
+  if (v === undefined || v === null || v === 0 || v === false || v === "") return false;
+  if (Array.isArray(v)) return v.length > 0;
+  if (typeof v === "object") return Object.values(v as object).some(isSet);
+  return true;
+}
+
+/** The resources that need a group at all. */
 export function wantsLimits(r: Resources | undefined, rootless: boolean): boolean {
   if (!r) return false;
   return Object.entries(r).some(([k, v]) => {
     if (k === "devices") return !rootless && deviceRulesRestrict(v as DeviceRule[]);
-    if (v === undefined || v === null) return false;
-    if (typeof v === "object") return Object.values(v).some((x) => x !== undefined && x !== null);
-    return true;
+    return isSet(v);
   });
 }
 
@@ -95,11 +101,11 @@ function unsupported(field: string, why: string): never {
 function v1Writes(cg: Cgroup, r: Resources, rootless: boolean): Write[] {
   const w: Write[] = [];
   const m = r.memory ?? {};
-  if (m.limit !== undefined) w.push(["memory", "memory.limit_in_bytes", String(m.limit)]);
-  if (m.reservation !== undefined) {
+  if (m.limit) w.push(["memory", "memory.limit_in_bytes", String(m.limit)]);
+  if (m.reservation) {
     w.push(["memory", "memory.soft_limit_in_bytes", String(m.reservation)]);
   }
-  if (m.swap !== undefined) {
+  if (m.swap) {
     if (!existsSync(join(cg.dirs.memory ?? "", "..", "memory.memsw.limit_in_bytes"))) {
       unsupported("memory.swap", "this kernel has no swap accounting");
     }
@@ -107,20 +113,20 @@ function v1Writes(cg: Cgroup, r: Resources, rootless: boolean): Write[] {
   }
   if (m.swappiness !== undefined) w.push(["memory", "memory.swappiness", String(m.swappiness)]);
   if (m.disableOOMKiller) w.push(["memory", "memory.oom_control", "1"]);
-  if (m.kernel !== undefined || m.kernelTCP !== undefined) {
+  if (m.kernel || m.kernelTCP) {
     unsupported("memory.kernel", "kernel memory limits are gone from current kernels");
   }
   const c = r.cpu ?? {};
-  if (c.shares !== undefined) w.push(["cpu", "cpu.shares", String(c.shares)]);
-  if (c.period !== undefined) w.push(["cpu", "cpu.cfs_period_us", String(c.period)]);
-  if (c.quota !== undefined) w.push(["cpu", "cpu.cfs_quota_us", String(c.quota)]);
+  if (c.shares) w.push(["cpu", "cpu.shares", String(c.shares)]);
+  if (c.period) w.push(["cpu", "cpu.cfs_period_us", String(c.period)]);
+  if (c.quota) w.push(["cpu", "cpu.cfs_quota_us", String(c.quota)]);
   if (c.cpus) w.push(["cpuset", "cpuset.cpus", c.cpus]);
   if (c.mems) w.push(["cpuset", "cpuset.mems", c.mems]);
-  if (c.realtimeRuntime !== undefined || c.realtimePeriod !== undefined) {
+  if (c.realtimeRuntime || c.realtimePeriod) {
     unsupported("cpu.realtimeRuntime", "real-time scheduling groups");
   }
-  if (c.burst !== undefined || c.idle !== undefined) unsupported("cpu.burst", "cgroup v1");
-  if (r.pids?.limit !== undefined) {
+  if (c.burst || c.idle) unsupported("cpu.burst", "cgroup v1");
+  if (r.pids?.limit) {
     w.push(["pids", "pids.max", r.pids.limit > 0 ? String(r.pids.limit) : "max"]);
   }
   w.push(...blockIOWrites(r.blockIO, "v1"));
@@ -160,11 +166,11 @@ function blockIOWrites(b: Record<string, unknown> | undefined, mode: Mode): Writ
   if (!b) return [];
   const w: Write[] = [];
   const weight = b.weight as number | undefined;
-  if (weight !== undefined) {
+  if (weight) {
     w.push(mode === "v1" ? ["blkio", "blkio.bfq.weight", String(weight)]
       : ["unified", "io.weight", String(Math.round(1 + ((weight - 10) * 9999) / 990))]);
   }
-  if (b.leafWeight !== undefined || b.weightDevice !== undefined) {
+  if (b.leafWeight || isSet(b.weightDevice)) {
     unsupported("blockIO.weightDevice", "per-device weights");
   }
   const throttles: [string, string, string][] = [
@@ -185,33 +191,33 @@ function blockIOWrites(b: Record<string, unknown> | undefined, mode: Mode): Writ
 function v2Writes(r: Resources, rootless: boolean): Write[] {
   const w: Write[] = [];
   const m = r.memory ?? {};
-  if (m.limit !== undefined) w.push(["unified", "memory.max", m.limit > 0 ? String(m.limit) : "max"]);
-  if (m.reservation !== undefined) w.push(["unified", "memory.low", String(m.reservation)]);
-  if (m.swap !== undefined) {
+  if (m.limit) w.push(["unified", "memory.max", m.limit > 0 ? String(m.limit) : "max"]);
+  if (m.reservation) w.push(["unified", "memory.low", String(m.reservation)]);
+  if (m.swap) {
     // The OCI value is memory + swap, cgroup v2's is swap alone.
     const swap = m.swap < 0 ? "max" : String(Math.max(0, m.swap - (m.limit ?? 0)));
     w.push(["unified", "memory.swap.max", swap]);
   }
   if (m.disableOOMKiller) unsupported("memory.disableOOMKiller", "cgroup v2 has no such switch");
-  if (m.kernel !== undefined || m.kernelTCP !== undefined) {
+  if (m.kernel || m.kernelTCP) {
     unsupported("memory.kernel", "kernel memory limits are gone from current kernels");
   }
   const c = r.cpu ?? {};
-  if (c.shares !== undefined) {
+  if (c.shares) {
     w.push(["unified", "cpu.weight", String(Math.round(1 + ((c.shares - 2) * 9999) / 262142))]);
   }
-  if (c.quota !== undefined || c.period !== undefined) {
+  if (c.quota || c.period) {
     const quota = c.quota !== undefined && c.quota > 0 ? String(c.quota) : "max";
     w.push(["unified", "cpu.max", `${quota} ${c.period ?? 100000}`]);
   }
-  if (c.burst !== undefined) w.push(["unified", "cpu.max.burst", String(c.burst)]);
-  if (c.idle !== undefined) w.push(["unified", "cpu.idle", String(c.idle)]);
+  if (c.burst) w.push(["unified", "cpu.max.burst", String(c.burst)]);
+  if (c.idle) w.push(["unified", "cpu.idle", String(c.idle)]);
   if (c.cpus) w.push(["unified", "cpuset.cpus", c.cpus]);
   if (c.mems) w.push(["unified", "cpuset.mems", c.mems]);
-  if (c.realtimeRuntime !== undefined || c.realtimePeriod !== undefined) {
+  if (c.realtimeRuntime || c.realtimePeriod) {
     unsupported("cpu.realtimeRuntime", "real-time scheduling groups");
   }
-  if (r.pids?.limit !== undefined) {
+  if (r.pids?.limit) {
     w.push(["unified", "pids.max", r.pids.limit > 0 ? String(r.pids.limit) : "max"]);
   }
   w.push(...blockIOWrites(r.blockIO, "v2"));

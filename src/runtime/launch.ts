@@ -50,10 +50,11 @@ export interface PrepareOptions {
   fifo?: string;
   preserveFds?: number;
   noPivot?: boolean;
-  console?: { fd: number; path: string };
+  console?: { fd: number };
   /** The container id and the global --systemd-cgroup flag, for its cgroup. */
   id?: string;
   systemdCgroup?: boolean;
+  noCgroups?: boolean;
   /** Stops for hooks: before the pivot, and (for run) before the exec. */
   syncBeforePivot?: boolean;
   syncBeforeExec?: boolean;
@@ -84,7 +85,9 @@ export function prepare(spec: Spec, opts: PrepareOptions): Prepared {
     }
   }
 
-  const cgroup = opts.id ? chooseCgroup(spec, opts.id, rootless, !!opts.systemdCgroup) : undefined;
+  const cgroup = opts.id
+    ? chooseCgroup(spec, opts.id, rootless, !!opts.systemdCgroup, !!opts.noCgroups)
+    : undefined;
   const ctx: PlanContext = {
     cgroup: cgroup !== undefined,
     bundle: opts.bundle,
@@ -106,14 +109,15 @@ export function prepare(spec: Spec, opts: PrepareOptions): Prepared {
  * otherwise none is made, since moving a process into a cgroup costs more than all the rest
  * of starting it.
  */
-function chooseCgroup(spec: Spec, id: string, rootless: boolean, systemd: boolean) {
+function chooseCgroup(spec: Spec, id: string, rootless: boolean, systemd: boolean, none: boolean) {
   const resources = spec.linux?.resources;
   const inUserns = rootless || (spec.linux?.namespaces ?? []).some((n) => n.type === "user");
   if (wantsLimits(resources, inUserns)) {
+    if (none) throw new TinycError("linux.resources: limits need a cgroup, and cgroups are disabled");
     const cg = planCgroup(id, spec.linux?.cgroupsPath, systemd);
     return { cg, writes: limitWrites(cg, resources!, inUserns), required: true };
   }
-  if (rootless || !spec.linux?.cgroupsPath) return undefined;
+  if (none || rootless || !spec.linux?.cgroupsPath) return undefined;
   const cg = planCgroup(id, spec.linux.cgroupsPath, systemd);
   return { cg, writes: [], required: false };
 }

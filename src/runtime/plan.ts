@@ -59,8 +59,8 @@ export interface PlanContext {
   /** Stop before the pivot (and before the exec) for the parent to run hooks. */
   syncBeforePivot?: boolean;
   syncBeforeExec?: boolean;
-  /** The terminal's slave side (an fd of ours and its name), when process.terminal is set. */
-  console?: { fd: number; path: string };
+  /** The socket the child sends its terminal over, when process.terminal is set. */
+  console?: { fd: number };
 }
 
 export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -82,7 +82,7 @@ export interface ExecContext {
   join: string[];
   userns?: UsernsMaps;
   preserveFds: number;
-  console?: { fd: number; path: string };
+  console?: { fd: number };
   /** The program, when it is not args[0] (a hook's path). */
   program?: string;
   /** fds of ours that become the process's stdin, stdout and stderr. */
@@ -421,17 +421,6 @@ class Builder {
     for (const d of this.spec.linux?.devices ?? []) {
       this.device(d.path, userns, d.fileMode ?? 0o666, d.uid ?? 0, d.gid ?? 0, d);
     }
-    if (this.ctx.console) {
-      const tty = this.ctx.console.path;
-      this.add({
-        op: "mount",
-        s1: tty,
-        s2: "/dev/console",
-        a: MS.BIND,
-        flags: F.inRoot | F.mkfile,
-        text: `bind the terminal ${tty} on /dev/console`,
-      });
-    }
     if (!mountsDev) return;
     const links: [string, string][] = [
       ["/proc/self/fd", "/dev/fd"],
@@ -636,7 +625,11 @@ class Builder {
     }
 
     if (this.ctx.console) {
-      this.add({ op: "console", a: this.ctx.console.fd, text: "make the terminal stdin/stdout/stderr" });
+      this.add({
+        op: "console",
+        a: this.ctx.console.fd,
+        text: "make a terminal from /dev/ptmx, send its master to tinyc, make it stdin/stdout/stderr",
+      });
     }
 
     const caps = p.capabilities ?? {};
