@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/bpf.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
@@ -119,4 +120,39 @@ int tc_recv_fd(int32_t sock)
 		return -EBADMSG;
 	memcpy(&fd, CMSG_DATA(cmsg), sizeof(int));
 	return fd;
+}
+
+/*
+ * Loads an eBPF device program (BPF_PROG_TYPE_CGROUP_DEVICE) and attaches it to the cgroup
+ * folder at PATH: cgroup v2's way of enforcing device rules.
+ */
+int tc_attach_device_filter(const char *path, const uint8_t *insns, uint32_t count)
+{
+	union bpf_attr attr;
+	int prog, cg, err = 0;
+
+	memset(&attr, 0, sizeof(attr));
+	attr.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
+	attr.insns = (uint64_t)(uintptr_t)insns;
+	attr.insn_cnt = count;
+	attr.license = (uint64_t)(uintptr_t)"Apache";
+	prog = syscall(SYS_bpf, BPF_PROG_LOAD, &attr, sizeof(attr));
+	if (prog < 0)
+		return -errno;
+	cg = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cg < 0) {
+		err = -errno;
+		close(prog);
+		return err;
+	}
+	memset(&attr, 0, sizeof(attr));
+	attr.target_fd = cg;
+	attr.attach_bpf_fd = prog;
+	attr.attach_type = BPF_CGROUP_DEVICE;
+	attr.attach_flags = BPF_F_ALLOW_MULTI;
+	if (syscall(SYS_bpf, BPF_PROG_ATTACH, &attr, sizeof(attr)) < 0)
+		err = -errno;
+	close(cg);
+	close(prog);
+	return err;
 }

@@ -168,3 +168,11 @@ export function holdSignals(): void {
 export function releaseSignals(): void {
   native().tc_forward_stop();
 }
+
+/** Attaches an eBPF device program (8-byte instructions) to the cgroup folder at PATH. */
+export function attachDeviceFilter(path: string, insns: Uint8Array): void {
+  const ret = native().tc_attach_device_filter(ptr(Buffer.from(path + "\0")), ptr(insns), insns.length / 8);
+  if (ret < 0) {
+    throw new NativeError(`load or attach the device filter for ${JSON.stringify(path)}`, -ret);
+  }
+}

@@ -73,6 +73,11 @@ class Interrupted extends Error {}
 // ---- workloads --------------------------------------------------------------------------------
 
 const runBundle = (c: Ctx) => [["run", "--bundle", c.bundle, c.id]];
+const lifecycle = (c: Ctx) => [
+  ["create", "--bundle", c.bundle, c.id],
+  ["start", c.id],
+  ["delete", "--force", c.id],
+];
 
 const WORKLOADS: Workload[] = [
   {
@@ -83,6 +88,17 @@ const WORKLOADS: Workload[] = [
       tinyc: (c) => [["run", c.bundle, c.id]],
       runc: runBundle,
       crun: runBundle,
+    },
+  },
+  {
+    // The three calls a client such as containerd or podman makes for one container.
+    name: "create+start+delete true",
+    modes: ["root", "rootless"],
+    setup: (dir, mode) => makeBundle(join(dir, "bundle"), mode, ["true"]),
+    commands: {
+      tinyc: lifecycle,
+      runc: lifecycle,
+      crun: lifecycle,
     },
   },
 ];

@@ -7,6 +7,8 @@ import { join } from "node:path";
 import { TinycError } from "../errors";
 import { log } from "../log";
 import type { DeviceRule, Resources } from "../oci/config";
+import { attachDeviceFilter } from "../../ffi/spawn";
+import { deviceFilter } from "./devicefilter";
 
 const ROOT = "/sys/fs/cgroup";
 
@@ -224,11 +226,6 @@ function v2Writes(r: Resources, rootless: boolean): Write[] {
   for (const h of r.hugepageLimits ?? []) {
     w.push(["unified", `hugetlb.${h.pageSize}.max`, String(h.limit)]);
   }
-  // cgroup v2 enforces device rules with an eBPF program, which tinyc does not load. Without
-  // root no device can be made in the container anyway; as root the rules would not hold.
-  if (!rootless && deviceRulesRestrict(r.devices)) {
-    unsupported("devices", "device rules on cgroup v2 need an eBPF device filter");
-  }
   if (r.network && Object.keys(r.network).length) unsupported("network", "net_cls and net_prio");
   for (const [file, value] of Object.entries(r.unified ?? {})) {
     if (file.includes("/") || file.startsWith(".")) {
@@ -243,8 +240,17 @@ function controllerOf(file: string): string {
   return file.split(".")[0];
 }
 
+/**
+ * The device rules cgroup v2 enforces with an eBPF program: the config's, then the standard
+ * nodes. None without root: in a user namespace no device node can be made or opened anew.
+ */
+export function v2DeviceRules(cg: Cgroup, r: Resources | undefined, rootless: boolean) {
+  if (cg.mode !== "v2" || rootless || !deviceRulesRestrict(r?.devices)) return undefined;
+  return [...r!.devices!, ...STANDARD_DEVICES];
+}
+
 /** Makes the group, turning on the v2 controllers its limits need in every parent. */
-export function createCgroup(cg: Cgroup, writes: Write[]): void {
+export function createCgroup(cg: Cgroup, writes: Write[], devices?: DeviceRule[]): void {
   try {
     if (cg.mode === "v2") {
       const needed = [...new Set(writes.map(([, f]) => controllerOf(f)))].filter(
@@ -260,6 +266,13 @@ export function createCgroup(cg: Cgroup, writes: Write[]): void {
     }
   } catch (e) {
     throw noCgroup(cg, e);
+  }
+  if (devices) {
+    try {
+      attachDeviceFilter(cg.dirs.unified, deviceFilter(devices));
+    } catch (e) {
+      throw new TinycError(`linux.resources.devices: ${(e as Error).message}`);
+    }
   }
   for (const [ctrl, file, value] of writes) {
     const dir = cg.mode === "v2" ? cg.dirs.unified : cg.dirs[ctrl];

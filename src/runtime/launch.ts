@@ -15,7 +15,7 @@ import {
 } from "../../ffi/spawn";
 import { EXIT, TinycError } from "../errors";
 import { log } from "../log";
-import type { Spec } from "../oci/config";
+import type { DeviceRule, Spec } from "../oci/config";
 import {
   caller,
   configMaps,
@@ -34,6 +34,7 @@ import {
   planCgroup,
   removeCgroup,
   wantsLimits,
+  v2DeviceRules,
   type Cgroup,
 } from "./cgroups";
 
@@ -42,7 +43,12 @@ export interface Prepared {
   userns?: UsernsMaps;
   rootless: boolean;
   /** The container's cgroup and the writes that set its limits; made by launch. */
-  cgroup?: { cg: Cgroup; writes: [string, string, string][]; required: boolean };
+  cgroup?: {
+    cg: Cgroup;
+    writes: [string, string, string][];
+    devices?: DeviceRule[];
+    required: boolean;
+  };
 }
 
 export interface PrepareOptions {
@@ -115,7 +121,8 @@ function chooseCgroup(spec: Spec, id: string, rootless: boolean, systemd: boolea
   if (wantsLimits(resources, inUserns)) {
     if (none) throw new TinycError("linux.resources: limits need a cgroup, and cgroups are disabled");
     const cg = planCgroup(id, spec.linux?.cgroupsPath, systemd);
-    return { cg, writes: limitWrites(cg, resources!, inUserns), required: true };
+    const devices = v2DeviceRules(cg, resources, inUserns);
+    return { cg, writes: limitWrites(cg, resources!, inUserns), devices, required: true };
   }
   if (none || rootless || !spec.linux?.cgroupsPath) return undefined;
   const cg = planCgroup(id, spec.linux.cgroupsPath, systemd);
@@ -126,7 +133,7 @@ function chooseCgroup(spec: Spec, id: string, rootless: boolean, systemd: boolea
 function makeCgroup(p: Prepared): Cgroup | undefined {
   if (!p.cgroup) return undefined;
   try {
-    createCgroup(p.cgroup.cg, p.cgroup.writes);
+    createCgroup(p.cgroup.cg, p.cgroup.writes, p.cgroup.devices);
     return p.cgroup.cg;
   } catch (e) {
     removeCgroup(p.cgroup.cg);
