@@ -118,8 +118,16 @@ export function prepare(spec: Spec, opts: PrepareOptions): Prepared {
 function chooseCgroup(spec: Spec, id: string, rootless: boolean, systemd: boolean, none: boolean) {
   const resources = spec.linux?.resources;
   const inUserns = rootless || (spec.linux?.namespaces ?? []).some((n) => n.type === "user");
+  if (none && wantsLimits(resources, inUserns)) {
+    // Asked for explicitly (crun's --cgroup-manager disabled): device rules alone are let go,
+    // loudly; real limits cannot be.
+    if (wantsLimits({ ...resources, devices: undefined }, inUserns)) {
+      throw new TinycError("linux.resources: limits need a cgroup, and cgroups are disabled");
+    }
+    log("warn", "linux.resources.devices: not enforced, since cgroups are disabled");
+    return undefined;
+  }
   if (wantsLimits(resources, inUserns)) {
-    if (none) throw new TinycError("linux.resources: limits need a cgroup, and cgroups are disabled");
     const cg = planCgroup(id, spec.linux?.cgroupsPath, systemd);
     const devices = v2DeviceRules(cg, resources, inUserns);
     return { cg, writes: limitWrites(cg, resources!, inUserns), devices, required: true };
