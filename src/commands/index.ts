@@ -7,6 +7,7 @@ import { createCommand } from "./create";
 import { startCommand } from "./start";
 import { execCommand } from "./exec";
 import { featuresCommand } from "./features";
+import { infoCommand } from "./info";
 import {
   deleteCommand,
   killCommand,
@@ -37,6 +38,7 @@ export const commands: Record<string, Command> = {
   pause: pauseCommand,
   resume: resumeCommand,
   features: featuresCommand,
+  info: infoCommand,
 };
 
 export function usage(): string {

@@ -1,0 +1,128 @@
+import { existsSync, readFileSync, writeSync } from "node:fs";
+import { release, machine } from "node:os";
+import minimist from "minimist";
+import type { Globals } from "../cli";
+import { cgroupMode } from "../runtime/cgroups";
+import { caller, findHelper, subordinateRanges } from "../runtime/idmap";
+import { defaultStateRoot } from "../runtime/state";
+import { version } from "../version";
+import type { Command } from "./index";
+
+function read(path: string): string | undefined {
+  try {
+    return readFileSync(path, "utf8").trim();
+  } catch {
+    return undefined;
+  }
+}
+
+interface Fact {
+  name: string;
+  value: string;
+  /** What to do when the fact is a missing piece. */
+  missing?: string;
+}
+
+function usernsFact(): Fact {
+  const max = read("/proc/sys/user/max_user_namespaces");
+  const clone = read("/proc/sys/kernel/unprivileged_userns_clone");
+  const apparmor = read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns");
+  if (max === "0") {
+    return { name: "user namespaces", value: "no", missing: "sysctl user.max_user_namespaces=15000" };
+  }
+  if (clone === "0") {
+    return { name: "user namespaces", value: "no", missing: "sysctl kernel.unprivileged_userns_clone=1" };
+  }
+  if (apparmor === "1") {
+    return {
+      name: "user namespaces",
+      value: "restricted by AppArmor",
+      missing: "sysctl kernel.apparmor_restrict_unprivileged_userns=0",
+    };
+  }
+  return { name: "user namespaces", value: `yes (at most ${max ?? "?"})` };
+}
+
+function tool(name: string, pkg: string): Fact {
+  const path = findHelper(name);
+  if (path) return { name, value: path };
+  return { name, value: "missing", missing: `apt-get install ${pkg}` };
+}
+
+function cgroupFact(): Fact {
+  const mode = cgroupMode();
+  if (mode === "v1") {
+    return {
+      name: "cgroups",
+      value: existsSync("/sys/fs/cgroup/unified") ? "v1 (hybrid)" : "v1",
+      missing: process.getuid!() === 0 ? undefined : "limits need root on cgroup v1",
+    };
+  }
+  const own = read("/proc/self/cgroup")?.split("\n").find((l) => l.startsWith("0::"))?.slice(3);
+  const controllers = read(`/sys/fs/cgroup${own ?? ""}/../cgroup.controllers`) ?? "";
+  return { name: "cgroups", value: `v2 (controllers here: ${controllers || "none"})` };
+}
+
+function subordinateFact(user: string, ranges: { start: number; count: number }[]): Fact {
+  const name = "subordinate ids";
+  if (ranges.length) {
+    return { name, value: ranges.map((r) => `${r.start}-${r.start + r.count - 1}`).join(", ") };
+  }
+  if (process.getuid!() === 0) return { name, value: "not needed as root" };
+  return { name, value: "none", missing: `add a range for ${user} to /etc/subuid and /etc/subgid` };
+}
+
+function facts(): Fact[] {
+  const who = caller();
+  const subuid = subordinateRanges("/etc/subuid", who.name, who.uid);
+  const [major, minor] = release().split(".").map(Number);
+  const overlay = major > 5 || (major === 5 && minor >= 11);
+  const seccomp = read("/proc/self/status")?.includes("Seccomp:") ?? false;
+  return [
+    { name: "version", value: version().split("\n").slice(0, 2).join(", ") },
+    { name: "kernel", value: `${release()} ${machine()}` },
+    usernsFact(),
+    tool("newuidmap", "uidmap"),
+    tool("newgidmap", "uidmap"),
+    subordinateFact(who.name, subuid),
+    cgroupFact(),
+    { name: "seccomp", value: seccomp ? "yes" : "no" },
+    {
+      name: "overlay in a user namespace",
+      value: overlay ? "yes (Linux 5.11 or later)" : "no",
+      missing: overlay ? undefined : "fuse-overlayfs or a newer kernel",
+    },
+    tool("fuse-overlayfs", "fuse-overlayfs"),
+    tool("slirp4netns", "slirp4netns"),
+    tool("pasta", "passt"),
+    { name: "runtime state", value: defaultStateRoot() },
+  ];
+}
+
+export const infoCommand: Command = {
+  summary: "what this host offers tinyc, and what is missing",
+  help: "usage: tinyc info [--format json]\n\nPrints versions and the kernel features tinyc uses.\n",
+  run(args, globals: Globals) {
+    const a = minimist(args, {
+      boolean: ["help"],
+      string: ["format"],
+      alias: { f: "format", h: "help" },
+    });
+    if (a.help) {
+      writeSync(1, this.help);
+      return 0;
+    }
+    const list = facts();
+    if (globals.root) list[list.length - 1].value = globals.root;
+    if (a.format === "json") {
+      const entry = (f: Fact) => (f.missing ? { value: f.value, missing: f.missing } : f.value);
+      writeSync(1, JSON.stringify(Object.fromEntries(list.map((f) => [f.name, entry(f)]))) + "\n");
+      return 0;
+    }
+    const width = Math.max(...list.map((f) => f.name.length));
+    const hint = (f: Fact) => (f.missing ? `  (to get it: ${f.missing})` : "");
+    const lines = list.map((f) => `${f.name.padEnd(width)}  ${f.value}${hint(f)}`);
+    writeSync(1, lines.join("\n") + "\n");
+    return 0;
+  },
+};
