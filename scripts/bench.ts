@@ -1,21 +1,22 @@
-// Benchmarks tinyc against runc and crun on the same bundles, as root and rootless.
+// Benchmarks tinyc against runc and crun on the same bundles, as root and rootless, and as the
+// runtime of rootless podman.
 //
 // usage: bun scripts/bench.ts [--runs N] [--warmup N] [--json]
 //
-// Each workload is timed N times per runtime. The runtimes take turns within every iteration
-// (and the first one rotates), so that noise on the machine falls on all of them alike. Every
-// command goes through scripts/bench/measure.c, which reports the wall time from fork to reap,
-// and the CPU time and peak RSS that wait4 gives for the runtime's process tree. Everything made
-// lives in one temporary folder, removed at exit, also after Ctrl-C; container ids are unique
-// per run.
+// Each workload is timed N times per runtime (a slow one may cap N). The runtimes take turns
+// within every iteration (and the first one rotates), so that noise on the machine falls on all
+// of them alike. Every command goes through scripts/bench/measure.c, which reports the wall time
+// from fork to reap, and the CPU time and peak RSS that wait4 gives for the runtime's process
+// tree (for podman, podman's). Everything made lives in one temporary folder, removed at exit,
+// also after Ctrl-C; container ids are unique per run.
 
 import { spawnSync } from "node:child_process";
 import {
-  chmodSync, closeSync, copyFileSync, existsSync, fstatSync, mkdirSync, mkdtempSync, openSync,
-  readdirSync, readFileSync, readSync, rmSync, writeFileSync,
+  chmodSync, chownSync, closeSync, copyFileSync, existsSync, fstatSync, mkdirSync, mkdtempSync,
+  openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import minimist from "minimist";
 
 const REPO = join(import.meta.dir, "..");
@@ -47,14 +48,34 @@ interface Ctx { id: string; dir: string; bundle: string }
 
 /**
  * One thing to time. setup builds what the commands need inside dir (handed to the mode's user
- * afterwards) and returns the bundle; the commands of a runtime (argv after its global flags)
- * run in order, must each exit 0, and make one sample together.
+ * afterwards) and returns the bundle, if the commands use one; the commands of a runtime (argv
+ * after its global flags, or the client's arguments) run in order, must each exit 0, and make
+ * one sample together.
  */
 interface Workload {
   name: string;
   modes: ModeName[];
   setup(dir: string, mode: Mode): string;
   commands: Record<RuntimeName, (c: Ctx) => string[][]>;
+  /** Present when a container engine drives the runtime: then the engine's command is timed. */
+  client?: Client;
+  /** Caps on --runs and --warmup, for a workload slow enough to make the whole run long. */
+  maxRuns?: number;
+  maxWarmup?: number;
+}
+
+/**
+ * A program that is handed the runtime's path and calls it itself. start runs once the
+ * scenario's folder belongs to the mode's user; a Failure it throws skips the scenario for every
+ * runtime. stop runs after start, also after a failure or Ctrl-C, and must not throw.
+ */
+interface Client {
+  /** The whole command for one of the workload's argv, with rt as the runtime. */
+  argv(s: Scenario, rt: Runtime, args: string[]): string[];
+  /** Added to the mode's environment. */
+  env(dir: string): Record<string, string>;
+  start(s: Scenario, runtimes: Runtime[]): void;
+  stop(s: Scenario, runtimes: Runtime[]): Promise<void>;
 }
 
 interface Sample { ns: number; cpuNs: number; kib: number }
@@ -100,6 +121,23 @@ const WORKLOADS: Workload[] = [
       runc: lifecycle,
       crun: lifecycle,
     },
+  },
+  {
+    // A whole container through rootless podman, which calls the runtime three times (create
+    // from conmon, start, delete) among much work of its own.
+    name: "podman run --rm true",
+    modes: ["rootless"],
+    setup: podmanSetup,
+    commands: { tinyc: podmanRun, runc: podmanRun, crun: podmanRun },
+    client: {
+      argv: (s, rt, args) => [which("podman")!, ...podmanGlobal(s.dir, rt.bin), ...args],
+      env: podmanEnv,
+      start: podmanStart,
+      stop: podmanStop,
+    },
+    // podman takes 200-300 ms a run: 20 runs of three runtimes already take a quarter minute.
+    maxRuns: 20,
+    maxWarmup: 2,
   },
 ];
 
@@ -181,6 +219,139 @@ function ociConfig(mode: Mode, args: string[]): object {
   };
 }
 
+// ---- podman -----------------------------------------------------------------------------------
+
+const PODMAN_IMAGE = "localhost/tinyc-bench-busybox:latest";
+
+function podmanRun(): string[][] {
+  return [["run", "--rm", "--pull=never", "--network", "none", PODMAN_IMAGE, "true"]];
+}
+
+/**
+ * podman's files, apart from anything of the user's: in the scenario's folder, but for the
+ * runroot. podman refuses a runroot longer than 50 characters (conmon's sockets live in it),
+ * so that one gets a short name next to the folder, in the run's temporary folder.
+ */
+const podmanDirs = (dir: string) => {
+  const base = join(dir, "podman");
+  return {
+    base,
+    storage: join(base, "storage"),
+    runroot: join(dirname(dir), "podman-run"),
+    tar: join(base, "busybox.tar"),
+    conf: join(base, "containers.conf"),
+    registries: join(base, "registries.conf"),
+  };
+};
+
+/**
+ * As the client tests run it: vfs needs neither fuse nor kernel overlay, and cgroupfs and file
+ * events need no systemd user manager. The runtime is given by path; podman derives its name,
+ * and with it the flags it passes, from the basename.
+ */
+function podmanGlobal(dir: string, runtime: string): string[] {
+  const p = podmanDirs(dir);
+  return [
+    ...["--root", p.storage, "--runroot", p.runroot, "--storage-driver", "vfs"],
+    ...["--cgroup-manager", "cgroupfs", "--events-backend", "file", "--runtime", runtime],
+  ];
+}
+
+function podmanEnv(dir: string): Record<string, string> {
+  const p = podmanDirs(dir);
+  const home = join(dir, "home");
+  return {
+    XDG_CONFIG_HOME: join(home, ".config"),
+    XDG_DATA_HOME: join(home, ".local/share"),
+    CONTAINERS_CONF: p.conf,
+    CONTAINERS_REGISTRIES_CONF: p.registries,
+  };
+}
+
+/**
+ * Writes podman's configuration and the image tar, as root; prepare hands the scenario's folder
+ * to the user, and the runroot, outside it, is handed over here.
+ */
+function podmanSetup(dir: string, mode: Mode): string {
+  const p = podmanDirs(dir);
+  for (const d of [p.storage, p.runroot]) mkdirSync(d, { recursive: true, mode: 0o700 });
+  if (mode.user) chownSync(p.runroot, mode.user.uid, mode.user.gid);
+  // journald, podman's default log driver, needs a journal this machine may not have.
+  writeFileSync(p.conf, '[containers]\nlog_driver = "k8s-file"\n');
+  // No search registries: a short name can never turn into a pull (every run says --pull=never).
+  writeFileSync(p.registries, "unqualified-search-registries = []\n");
+  sh(["tar", "-C", FIXTURE, "-cf", p.tar, "."]);
+  return "";
+}
+
+/** Runs a set-up command as the scenario's user; the reason when it fails. */
+function runAs(s: Scenario, argv: string[]): string | undefined {
+  const cmd = [...asUser(s.mode), ...argv];
+  const r = spawnSync(cmd[0], cmd.slice(1), {
+    env: s.env, cwd: s.dir, encoding: "utf8", timeout: TIMEOUT_S * 1000,
+  });
+  if (r.status === 0) return undefined;
+  return r.error?.message ?? (r.stderr.trim().split("\n").pop() || `exit ${r.status ?? r.signal}`);
+}
+
+/**
+ * Imports the image once. This first podman command also makes podman's user namespace, held
+ * by its pause process, which every timed run then joins: the runs all do the same work.
+ */
+function podmanStart(s: Scenario, runtimes: Runtime[]): void {
+  const absent = ["podman", "conmon", "newuidmap", "newgidmap"].filter((n) => !which(n));
+  if (absent.length) throw new Failure(`not installed: ${absent.join(", ")}`);
+  if (!runtimes.length) throw new Failure("no runtime to hand podman");
+  const p = podmanDirs(s.dir);
+  const podman = [which("podman")!, ...podmanGlobal(s.dir, runtimes[0].bin)];
+  const why = runAs(s, [...podman, "import", "--quiet", p.tar, PODMAN_IMAGE]);
+  if (why) throw new Failure(`podman import fails here: ${why}`);
+}
+
+/**
+ * Removes what podman made: containers a failed or interrupted run left, the image, the pause
+ * process (by the pid it recorded), and the storage, as root because vfs layers may hold files
+ * of the user's subordinate ids.
+ */
+async function podmanStop(s: Scenario, runtimes: Runtime[]): Promise<void> {
+  const p = podmanDirs(s.dir);
+  const podman = which("podman");
+  if (podman && runtimes.length) {
+    const global = [podman, ...podmanGlobal(s.dir, runtimes[0].bin)];
+    for (const args of [["rm", "--all", "--force", "--time", "0"], ["rmi", "--all", "--force"]]) {
+      const why = runAs(s, [...global, ...args]);
+      if (why) progress(`  podman ${args[0]} -af failed: ${why}`);
+    }
+  }
+  await endPause(s);
+  for (const d of [p.base, p.runroot]) rmSync(d, { recursive: true, force: true });
+}
+
+/** Ends podman's pause process, if the recorded pid is still the user's pause process. */
+async function endPause(s: Scenario): Promise<void> {
+  const file = join(s.env.XDG_RUNTIME_DIR ?? join(s.dir, "xdg"), "libpod/tmp/pause.pid");
+  const pid = existsSync(file) ? Number(readFileSync(file, "utf8").trim()) : NaN;
+  if (!Number.isInteger(pid) || pid <= 0) return;
+  // The file outlives the process and pids are reused: check what the pid runs now, and whose.
+  const status = procStatus(pid);
+  if (status?.comm !== "podman pause" || status.uid !== s.mode.user?.uid) return;
+  process.kill(pid, "SIGKILL");
+  for (let t = 0; t < 50 && procStatus(pid)?.running; t++) await Bun.sleep(100);
+  if (procStatus(pid)?.running) progress(`  podman's pause process ${pid} did not end`);
+}
+
+/** What /proc says of a pid; a zombie does not run (pid 1 here may be slow to reap). */
+function procStatus(pid: number): { comm: string; uid: number; running: boolean } | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const field = (k: string) => status.match(new RegExp(`^${k}:\\s*(\\S+)`, "m"))?.[1] ?? "";
+    const comm = readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+    return { comm, uid: Number(field("Uid")), running: field("State") !== "Z" };
+  } catch {
+    return undefined;
+  }
+}
+
 // ---- processes --------------------------------------------------------------------------------
 
 /** Runs a set-up command, failing the benchmark if it fails. */
@@ -233,9 +404,13 @@ const state = (s: Scenario, rt: Runtime) => join(s.dir, "state", rt.name);
 async function measure(s: Scenario, rt: Runtime, argv: string[], helper: string): Promise<Sample> {
   const log = s.logs.get(rt.name)!;
   const from = fstatSync(log).size;
-  const runtime = [rt.bin, ...rt.flags(state(s, rt)), ...argv];
+  const client = s.workload.client;
+  const runtime = client ? client.argv(s, rt, argv) : [rt.bin, ...rt.flags(state(s, rt)), ...argv];
   const cmd = [...asUser(s.mode), helper, `${TIMEOUT_S}`, ...runtime];
-  const proc = Bun.spawn(cmd, { env: s.env, stdin: "ignore", stdout: "pipe", stderr: log });
+  // cwd: a folder the mode's user may enter, whoever started the benchmark from where.
+  const proc = Bun.spawn(cmd, {
+    env: s.env, cwd: s.dir, stdin: "ignore", stdout: "pipe", stderr: log,
+  });
   const out = (await new Response(proc.stdout).text()).trim();
   const exit = await proc.exited;
   // A command cut short by Ctrl-C is no failure of the runtime.
@@ -293,7 +468,8 @@ function prepare(tmp: string, workload: Workload, mode: Mode, runtimes: Runtime[
   if (mode.user) sh(["chown", "-R", `${mode.user.uid}:${mode.user.gid}`, dir]);
   const log = (rt: Runtime) => openSync(join(dir, `${rt.name}.log`), "a+");
   const logs = new Map(runtimes.map((rt) => [rt.name, log(rt)]));
-  return { workload, mode, dir, bundle, env: envFor(mode, dir), logs };
+  const env = { ...envFor(mode, dir), ...workload.client?.env(dir) };
+  return { workload, mode, dir, bundle, env, logs };
 }
 
 /** Warm-up runs; a runtime whose first run fails is dropped from this scenario. */
@@ -333,21 +509,37 @@ async function timeRuns(s: Scenario, runtimes: Runtime[], opts: Options, helper:
   return { samples, failed };
 }
 
-async function scenario(tmp: string, w: Workload, mode: Mode, all: Runtime[], opts: Options,
+/** The run counts of a workload: the options, within the workload's caps. */
+const countsFor = (w: Workload, opts: Options): Options => ({
+  ...opts,
+  runs: Math.min(opts.runs, w.maxRuns ?? opts.runs),
+  warmup: Math.min(opts.warmup, w.maxWarmup ?? opts.warmup),
+});
+
+async function scenario(tmp: string, w: Workload, mode: Mode, all: Runtime[], options: Options,
   helper: string): Promise<Row[]> {
+  const opts = countsFor(w, options);
   progress(`${label(w.name, mode.name)}: ${opts.warmup} warm-up + ${opts.runs} runs each`);
   const s = prepare(tmp, w, mode, all);
+  const row = (rt: Runtime): Row => ({ workload: w.name, mode: mode.name, runtime: rt.name,
+    samples: [] });
   try {
+    try {
+      w.client?.start(s, all);
+    } catch (e) {
+      if (!(e instanceof Failure)) throw e;
+      const why = e.message;
+      progress(`  skipped: ${why}`);
+      return all.map((rt) => ({ ...row(rt), skipped: why }));
+    }
     const { ok, skipped } = await warmUp(s, all, opts.warmup, helper);
     const { samples, failed } = await timeRuns(s, ok, opts, helper);
     return all.map((rt) => {
       const why = skipped.get(rt.name) ?? failed.get(rt.name);
-      const row: Row = { workload: w.name, mode: mode.name, runtime: rt.name, samples: [] };
-      if (why) row.skipped = why;
-      else row.samples = samples.get(rt.name)!;
-      return row;
+      return why ? { ...row(rt), skipped: why } : { ...row(rt), samples: samples.get(rt.name)! };
     });
   } finally {
+    await w.client?.stop(s, all);
     for (const fd of s.logs.values()) closeSync(fd);
   }
 }
@@ -552,6 +744,15 @@ const NOTES = [
   "cgroups: as root, runc makes a cgroup per container and attaches its eBPF device filter",
   "  (its default; rootless it tries and is refused); crun and tinyc run with",
   "  --cgroup-manager=disabled and make none (the bundle's device rules are then not enforced).",
+  "podman run --rm true: the whole `podman run --rm --pull=never --network none IMAGE true`",
+  "  command (podman 4 rootless, vfs storage, cgroupfs manager), with podman handed the",
+  "  runtime's path; the image is imported once and every run joins the user namespace that",
+  "  podman's pause process keeps from then on. The tinyc copy is named `tinyc`, since podman",
+  "  picks the flags it passes by the runtime's basename (--log-format=json --log for runc and",
+  "  crun, none for tinyc); podman passes no --root and no cgroup flag, and its config.json",
+  "  has no cgroupsPath. cpu and max RSS cover podman and what it reaped (its runtime start",
+  "  and delete, not conmon or the runtime create under it), so max RSS is podman's own;",
+  "  compare the time.",
 ];
 
 function printText(rows: Row[], header: string[], skips: string[]): void {
@@ -570,7 +771,7 @@ function printJson(rows: Row[], runtimes: Runtime[], opts: Options, env: Environ
     const base = { workload: r.workload, mode: r.mode, runtime: r.runtime };
     if (r.skipped) return { ...base, skipped: r.skipped };
     const samplesMs = r.samples.map((x) => x.ns / 1e6);
-    return { ...base, ...stats(r.samples), samplesMs };
+    return { ...base, runs: r.samples.length, ...stats(r.samples), samplesMs };
   });
   const both = (g: Row[], key: keyof Stats) =>
     ({ tinycOverCrun: ratio(g, "crun", key), tinycOverRunc: ratio(g, "runc", key) });
@@ -654,8 +855,14 @@ async function main(): Promise<number> {
         rows.push(...(await scenario(tmp, w, mode, runtimes, opts, helper)));
       }
     }
+    // The workloads whose caps lowered the counts asked for say so under the first line.
+    const capped = WORKLOADS.filter((w) => rows.some((r) => r.workload === w.name))
+      .map((w) => ({ w, c: countsFor(w, opts) }))
+      .filter(({ c }) => c.runs !== opts.runs || c.warmup !== opts.warmup)
+      .map(({ w, c }) => `  ${w.name}: ${c.runs} runs after ${c.warmup} warm-up (its cap)`);
     const header = [
       `tinyc benchmark: ${opts.runs} runs each after ${opts.warmup} warm-up, runtimes interleaved`,
+      ...capped,
       `cgroups: ${env.cgroups}`,
       `load average at start: ${env.loadAverage} (1, 5, 15 minutes)`,
       ...runtimes.map((rt) => `${rt.name}: ${rt.from}, ${rt.version}`),
