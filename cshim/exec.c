@@ -47,6 +47,7 @@ struct child {
 	int root_fd;   /* the rootfs, or "/" after the pivot */
 	int fifo_fd;
 	int step;
+	int nondumpable;
 	char exec_path[4096]; /* argv[0] as found by TC_OP_FIND_EXEC */
 };
 
@@ -727,11 +728,15 @@ static void step_seccomp(struct child *c, const struct tc_step *s)
 		die(c, errno, NULL);
 }
 
-static void step_ready(struct child *c)
+static void step_ready(struct child *c, const struct tc_step *s)
 {
+	int open_up = c->nondumpable && (s->flags & TC_F_DUMPABLE_WAIT);
 	char b;
 	ssize_t n;
 
+	/* startContainer hooks of a user without CAP_SYS_PTRACE join us through /proc/PID/ns. */
+	if (open_up)
+		prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
 	send_report(c, TC_REPORT_READY, 0, 0, NULL);
 	/* We hold both ends of the fifo, so this read ends only when "start" writes. */
 	do
@@ -740,6 +745,8 @@ static void step_ready(struct child *c)
 	if (n != 1)
 		die(c, n < 0 ? errno : EPIPE, "exec.fifo");
 	close(c->fifo_fd);
+	if (open_up)
+		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
 /* Sends FD to the parent over SOCK with SCM_RIGHTS. */
@@ -912,8 +919,19 @@ static void run_step(struct child *c, const struct tc_step *s)
 		break;
 	}
 	case TC_OP_SYNC:
+		/*
+		 * Hooks that run in the container join its namespaces through /proc/PID/ns, which
+		 * a non-dumpable process closes to its own user. Nothing else can be in the container
+		 * yet, so it opens for as long as the hooks run.
+		 */
+		if (c->nondumpable)
+			prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
 		send_report(c, TC_REPORT_SYNC, 0, 0, NULL);
-		/* fall through */
+		if (read(c->sync_fd, &b, 1) != 1 || b != 'g')
+			die(c, ECANCELED, NULL);
+		if (c->nondumpable)
+			prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+		break;
 	case TC_OP_WAIT_PARENT:
 		if (read(c->sync_fd, &b, 1) != 1 || b != 'g')
 			die(c, ECANCELED, NULL);
@@ -999,7 +1017,7 @@ static void run_step(struct child *c, const struct tc_step *s)
 			die(c, errno, str(c, s->s1));
 		break;
 	case TC_OP_READY:
-		step_ready(c);
+		step_ready(c, s);
 		break;
 	case TC_OP_CLOSE_FDS:
 		/* Nothing of ours may reach the container: mark every other fd close-on-exec. */
@@ -1023,6 +1041,7 @@ static void run_step(struct child *c, const struct tc_step *s)
 		/* Also makes /proc/self root-owned, so it comes after the child maps itself. */
 		if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 			die(c, errno, NULL);
+		c->nondumpable = 1;
 		break;
 	default:
 		die(c, EINVAL, "unknown step");

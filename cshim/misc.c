@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "tinyc.h"
@@ -155,4 +156,15 @@ int tc_attach_device_filter(const char *path, const uint8_t *insns, uint32_t cou
 	close(cg);
 	close(prog);
 	return err;
+}
+
+/* lsetxattr: sets an extended attribute of PATH itself, never of what a symlink names. */
+int tc_lsetxattr(const char *path, const char *name, const uint8_t *value, uint32_t len)
+{
+	return lsetxattr(path, name, value, len, 0) < 0 ? -errno : 0;
+}
+
+int tc_mknod(const char *path, uint32_t mode, uint64_t dev)
+{
+	return mknod(path, mode, dev) < 0 ? -errno : 0;
 }

@@ -86,6 +86,7 @@ enum tc_op {
 #define TC_F_NO_PIVOT 0x100
 #define TC_F_FALLBACK 0x200     /* on EPERM or EACCES, rbind the fallback source instead */
 #define TC_F_COPYUP 0x400       /* copy what the target held into the new mount (tmpcopyup) */
+#define TC_F_DUMPABLE_WAIT 0x800 /* ready: dumpable while waiting for start (hooks join it) */
 
 struct tc_step {
 	uint32_t op;
@@ -126,5 +127,7 @@ int tc_pidfd_signal(int32_t pidfd, int32_t sig);
 int tc_flock(int32_t fd, int32_t op);
 int tc_send_fd(const char *path, int32_t fd);
 int tc_mkfifo(const char *path, uint32_t mode);
+int tc_lsetxattr(const char *path, const char *name, const uint8_t *value, uint32_t len);
+int tc_mknod(const char *path, uint32_t mode, uint64_t dev);
 
 #endif

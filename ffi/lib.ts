@@ -21,6 +21,11 @@ const symbols = {
   tc_flock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
   tc_send_fd: { args: [FFIType.cstring, FFIType.i32], returns: FFIType.i32 },
   tc_mkfifo: { args: [FFIType.cstring, FFIType.u32], returns: FFIType.i32 },
+  tc_lsetxattr: {
+    args: [FFIType.cstring, FFIType.cstring, FFIType.ptr, FFIType.u32],
+    returns: FFIType.i32,
+  },
+  tc_mknod: { args: [FFIType.cstring, FFIType.u32, FFIType.u64], returns: FFIType.i32 },
   tc_forward: { args: [FFIType.i32], returns: FFIType.i32 },
   tc_forward_stop: { args: [], returns: FFIType.i32 },
 } as const;

@@ -51,6 +51,7 @@ export const F = {
   noPivot: 0x100,
   fallback: 0x200,
   copyUp: 0x400,
+  dumpableWait: 0x800,
 } as const;
 
 /** Plan flags, as TC_PLAN_* in the header. */

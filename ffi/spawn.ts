@@ -176,3 +176,19 @@ export function attachDeviceFilter(path: string, insns: Uint8Array): void {
     throw new NativeError(`load or attach the device filter for ${JSON.stringify(path)}`, -ret);
   }
 }
+
+const cstr = (s: string) => ptr(Buffer.from(s + "\0"));
+
+/** lsetxattr(2): the attribute of PATH itself, never of a symlink's target. */
+export function lsetxattr(path: string, name: string, value: Uint8Array): void {
+  const buf = value.length ? value : new Uint8Array(1);
+  const ret = native().tc_lsetxattr(cstr(path), cstr(name), ptr(buf), value.length);
+  if (ret < 0) throw new NativeError(`setxattr ${name} on ${JSON.stringify(path)}`, -ret);
+}
+
+export function mknod(path: string, mode: number, major: number, minor: number): void {
+  const dev = (BigInt(major & 0xfff) << 8n) | BigInt(minor & 0xff) |
+    (BigInt(minor & ~0xff) << 12n) | (BigInt(major & ~0xfff) << 32n);
+  const ret = native().tc_mknod(cstr(path), mode, dev);
+  if (ret < 0) throw new NativeError(`mknod ${JSON.stringify(path)}`, -ret);
+}

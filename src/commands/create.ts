@@ -72,6 +72,7 @@ export const createCommand: Command = {
     }
     const preserveFds = parsePreserveFds(a["preserve-fds"]);
 
+
     const store = new StateStore(globals.root ?? defaultStateRoot());
     const stateDir = store.claim(id);
     let done = false;

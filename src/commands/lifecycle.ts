@@ -109,6 +109,11 @@ kills it first. With --force an id that does not exist is not an error.
     }
     const release = lockContainer(s, id);
     try {
+      // Another delete may have won the lock and removed it meanwhile.
+      if (!s.read(id)) {
+        if (a.force) return 0;
+        throw new TinycError(`container ${JSON.stringify(id)} does not exist`);
+      }
       const status = liveStatus(s, st);
       if (status === "running" || status === "paused") {
         if (!a.force) {
@@ -118,6 +123,8 @@ kills it first. With --force an id that does not exist is not an error.
       if (status !== "stopped") {
         // A created container is ended too: it never ran its program.
         signalProcess(st.pid, st.pidStart, 9);
+        // A frozen process cannot act on its SIGKILL until it is thawed.
+        if (status === "paused" && st.cgroup) freeze(st.cgroup, false);
         if (!(await waitGone(st, 10_000))) {
           throw new TinycError(`container ${id} did not end after SIGKILL`);
         }

@@ -681,7 +681,16 @@ class Builder {
         ? `check ${JSON.stringify(this.program)}`
         : `find ${JSON.stringify(p.args![0])} in ${pathVar}`,
     });
-    if (this.ctx.fifo) this.add({ op: "ready", text: "wait for start" });
+    if (this.ctx.fifo) {
+      // Without root, `start` can only join a dumpable process to run startContainer hooks in
+      // it; the window is the wait for start, and only when such hooks exist.
+      const open = this.ctx.rootless && (this.spec.hooks?.startContainer?.length ?? 0) > 0;
+      this.add({
+        op: "ready",
+        flags: open ? F.dumpableWait : 0,
+        text: open ? "wait for start (dumpable, for the startContainer hooks)" : "wait for start",
+      });
+    }
     if (this.ctx.syncBeforeExec) this.add({ op: "sync", text: "wait for the startContainer hooks" });
     // With no_new_privs, as late as possible: the filter then only has to allow execve.
     if (seccomp && p.noNewPrivileges) this.add(seccomp);

@@ -1,7 +1,8 @@
-// Helpers shared by the tests of `tinyc run` (run, errors and hostile bundles). They build on
-// harness.ts and, like it, see tinyc only from outside.
+// Helpers shared by the integration tests: `tinyc run` of bundles (run, errors and hostile
+// bundles) and the runc verbs driven one command at a time (lifecycle, hooks, seccomp,
+// cgroups). They build on harness.ts and, like it, see tinyc only from outside.
 import { expect } from "bun:test";
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import {
@@ -16,6 +17,7 @@ import {
   rootless,
   run,
   runCommand,
+  scratchDir,
 } from "./harness";
 
 /** The uid and gid that own what a test makes for a container run as `as`. */
@@ -297,4 +299,201 @@ export function subuidRange(user: string, uid: number): { start: number; count: 
     if (who === user || who === String(uid)) return { start: Number(start), count: Number(count) };
   }
   return { start: -1, count: 0 };
+}
+
+// Helpers for the runc verbs (create, start, state, kill, delete, exec, ...), which leave
+// containers behind between commands: each test gets its own state folder (--root) and hands
+// what it made to a Tidy, which removes it after the test whether it passed or not.
+
+/** The OCI state as `tinyc state` prints it. */
+export interface OciState {
+  ociVersion: string;
+  id: string;
+  pid: number;
+  status: string;
+  bundle: string;
+  [k: string]: unknown;
+}
+
+let idCount = 0;
+
+/** One test's runtime state folder and the containers made in it. */
+export class StateRoot {
+  /** A folder of the user's for files the test hands to tinyc (pid files, logs, sockets). */
+  readonly scratch: string;
+  /** The --root folder; tinyc makes it on first use. */
+  readonly dir: string;
+  private readonly ids = new Set<string>();
+  private outputs = 0;
+
+  constructor(readonly as: As) {
+    this.scratch = scratchDir(as, "state");
+    this.dir = path.join(this.scratch, "root");
+  }
+
+  /** A container id that no other test, nor another run of this one, uses. */
+  id(name = "c"): string {
+    const id = `${name}-${process.pid}-${++idCount}-${randomBytes(3).toString("hex")}`;
+    this.ids.add(id);
+    return id;
+  }
+
+  /** tinyc with this --root, as the user of the root, run to its end. */
+  tinyc(args: string[], opts: Partial<RunOptions> = {}): Promise<RunResult> {
+    return run(["--root", this.dir, ...args], { timeoutMs: 20_000, ...opts, as: this.as });
+  }
+
+  /**
+   * tinyc with its stdout and stderr in files rather than pipes. A container that create or
+   * run --detach leaves behind inherits them, and would hold a pipe open past tinyc's exit;
+   * `output` is the file where the container's stdout (and tinyc's) keeps arriving.
+   */
+  async detached(args: string[], globals: string[] = []): Promise<RunResult & { output: string }> {
+    // run() copies the executable back in place when cleanup() of an earlier file took it.
+    if (!fs.existsSync(TINYC)) await run(["--version"], { as: this.as });
+    const base = path.join(this.scratch, `out-${++this.outputs}`);
+    const cmd = ["sh", "-c", 'exec "$@" >"$0.out" 2>"$0.err"', base, TINYC];
+    const r = await runCommand([...cmd, ...globals, "--root", this.dir, ...args], {
+      timeoutMs: 20_000,
+      as: this.as,
+    });
+    const read = (f: string) => (fs.existsSync(f) ? fs.readFileSync(f, "utf8") : "");
+    const output = `${base}.out`;
+    return { ...r, stdout: read(output), stderr: read(`${base}.err`), output };
+  }
+
+  /** `create --bundle DIR ID`, with more flags before the id. */
+  create(id: string, bundle: Bundle, flags: string[] = []) {
+    return this.detached(["create", "--bundle", bundle.dir, ...flags, id]);
+  }
+
+  /** create then start; throws when either fails, since the test is about what follows. */
+  async started(id: string, bundle: Bundle, flags: string[] = []) {
+    const c = await this.create(id, bundle, flags);
+    if (c.code !== 0) throw new Error(`create ${id}: ${c.stderr.trim()}`);
+    const s = await this.tinyc(["start", id]);
+    if (s.code !== 0) throw new Error(`start ${id}: ${s.stderr.trim()}`);
+    return c;
+  }
+
+  /** The state of a container, or undefined when tinyc knows no such id. */
+  async state(id: string): Promise<OciState | undefined> {
+    const r = await this.tinyc(["state", id]);
+    return r.code === 0 ? (JSON.parse(r.stdout) as OciState) : undefined;
+  }
+
+  /** Polls the state until its status is `status`; the last state seen, whatever it was. */
+  async waitStatus(id: string, status: string, ms = 5000): Promise<OciState | undefined> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const st = await this.state(id);
+      if (st?.status === status || Date.now() > deadline) return st;
+      await Bun.sleep(50);
+    }
+  }
+
+  /** What is in the state folder: one entry per container tinyc still keeps. */
+  entries(): string[] {
+    try {
+      return fs.readdirSync(this.dir);
+    } catch {
+      return [];
+    }
+  }
+
+  /** Deletes (with --force) every id this root handed out. */
+  async cleanup(): Promise<void> {
+    // A frozen process takes its SIGKILL only once thawed: resume first, whatever delete does.
+    const end = async (id: string) => {
+      await this.tinyc(["resume", id], { timeoutMs: 5000 });
+      await this.tinyc(["delete", "--force", id], { timeoutMs: 15_000 });
+    };
+    await Promise.all([...this.ids].map(end));
+  }
+}
+
+/** What a test made, removed after it by afterEach(() => tidy.run()), passed or failed. */
+export class Tidy {
+  private undo: (() => unknown)[] = [];
+
+  /** A fresh state root for this test. */
+  root(as: As): StateRoot {
+    const r = new StateRoot(as);
+    this.undo.push(() => r.cleanup());
+    return r;
+  }
+
+  /** A bundle to remove once the test's containers are gone: hand it over before the root
+   * whose containers use it, since undoing goes in reverse. */
+  bundle<B extends Bundle>(b: B): B {
+    this.undo.push(() => b.cleanup());
+    return b;
+  }
+
+  /** Any other step: processes to end, folders to remove. */
+  add(fn: () => unknown): void {
+    this.undo.push(fn);
+  }
+
+  /** Undoes in reverse order: containers before the bundles they use. */
+  async run(): Promise<void> {
+    const undo = this.undo.reverse();
+    this.undo = [];
+    for (const fn of undo) {
+      try {
+        await fn();
+      } catch (e) {
+        console.warn(`cleanup: ${(e as Error).message}`);
+      }
+    }
+  }
+}
+
+/** True while PID exists and is not a zombie. */
+export function isRunning(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+/** The one-letter state of PID from /proc/PID/stat (R, S, T, Z, ...), or undefined. */
+export function procState(pid: number): string | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2)[0];
+  } catch {
+    return undefined;
+  }
+}
+
+/** Polls `check` until it holds or `ms` pass; whether it held. */
+export async function waitUntil(check: () => boolean, ms = 5000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (check()) return true;
+    if (Date.now() > deadline) return false;
+    await Bun.sleep(25);
+  }
+}
+
+/** Pids whose command line contains `text`: what is left of a container or a hook. */
+export function pidsWithArg(text: string): number[] {
+  const pids: number[] = [];
+  for (const name of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      if (fs.readFileSync(`/proc/${name}/cmdline`, "utf8").includes(text)) pids.push(Number(name));
+    } catch {
+      // Gone while we looked.
+    }
+  }
+  return pids.filter(isRunning);
+}
+
+/** A tmpfs at /tmp, for containers on the read-only base rootfs that need to write. */
+export function withTmp(spec: Spec): void {
+  spec.mounts.push({ destination: "/tmp", type: "tmpfs", source: "tmpfs", options: ["mode=1777"] });
 }

@@ -35,6 +35,7 @@ describe("plan layout", () => {
       noSymlinks: "TC_F_NO_SYMLINKS", recursive: "TC_F_RECURSIVE",
       ignoreEnoent: "TC_F_IGNORE_ENOENT", procOnly: "TC_F_PROC_ONLY", create: "TC_F_CREATE",
       noPivot: "TC_F_NO_PIVOT", fallback: "TC_F_FALLBACK", copyUp: "TC_F_COPYUP",
+      dumpableWait: "TC_F_DUMPABLE_WAIT",
     };
     for (const [key, def] of Object.entries(names)) {
       expect({ key, value: F[key as keyof typeof F] }).toEqual({ key, value: define(def) });
