@@ -10,7 +10,8 @@ RANGE=65536
 if [[ $EUID -eq 0 ]]; then SUDO=(); else SUDO=(sudo); fi
 
 PACKAGES=(gcc libc6-dev make uidmap busybox-static debootstrap fuse-overlayfs runc crun
-  util-linux procps iproute2 hyperfine tmux)
+  util-linux procps iproute2 hyperfine tmux
+  attr zstd docker-registry skopeo apache2-utils)
 # A bare Debian has no Node; Debian's own is enough to fetch bun from npm.
 command -v npm >/dev/null || PACKAGES+=(nodejs npm)
 # Real clients of the runtime, for tests/integration/clients.test.ts: rootless podman (with

@@ -10,12 +10,27 @@ import { importRootfs, loadArchive, saveArchive } from "../image/archive";
 import { removeCredentials, saveCredentials, type Credentials } from "../image/auth";
 import { fileStream, type ByteStream } from "../image/bytes";
 import { pull, type Progress } from "../image/pull";
-import { familiarReference, normalizeRegistry, parseReference } from "../image/reference";
+import {
+  familiarReference,
+  formatReference,
+  normalizeRegistry,
+  parseReference,
+} from "../image/reference";
 import { RegistryClient } from "../image/registry";
 import { ImageStore, type Image } from "../image/store";
 import { parsePlatform } from "../image/types";
-import { unpackLayer } from "../image/unpack";
+import { unpackLayer, type UnpackNotes } from "../image/unpack";
+import { removeInUserns, unpackInUserns } from "../runtime/userns";
 import type { Command } from "./index";
+
+/** The store; without root, layers unpack and are removed inside a user namespace. */
+export function openStore(): ImageStore {
+  if (process.getuid!() === 0) return new ImageStore();
+  return new ImageStore(undefined, {
+    unpacker: (src, dest) => unpackInUserns(src, dest) as Promise<UnpackNotes>,
+    remover: removeInUserns,
+  });
+}
 
 function out(text: string): void {
   fs.writeSync(1, text);
@@ -31,7 +46,8 @@ function parse(args: string[], help: string, opts: minimist.Opts): minimist.Pars
     boolean: [...((opts.boolean as string[]) ?? []), "help"],
     alias: { ...opts.alias, h: "help" },
     unknown: (arg) => {
-      if (arg.startsWith("-") && arg !== "-") throw usageError(`unknown flag ${JSON.stringify(arg)}`);
+      if (arg.startsWith("-") && arg !== "-")
+        throw usageError(`unknown flag ${JSON.stringify(arg)}`);
       return true;
     },
   });
@@ -67,7 +83,12 @@ function since(iso: string | undefined): string {
   if (Number.isNaN(t)) return "N/A";
   const s = Math.max(0, (Date.now() - t) / 1000);
   const steps: [number, string][] = [
-    [60, "second"], [60, "minute"], [24, "hour"], [7, "day"], [4.35, "week"], [12, "month"],
+    [60, "second"],
+    [60, "minute"],
+    [24, "hour"],
+    [7, "day"],
+    [4.35, "week"],
+    [12, "month"],
   ];
   let v = s;
   for (const [n, unit] of steps) {
@@ -79,7 +100,10 @@ function since(iso: string | undefined): string {
 
 function plural(v: number, unit: string): string {
   const n = Math.floor(v);
-  return `${n === 1 ? "About a" : n} ${unit}${n === 1 ? "" : "s"} ago`.replace("About a hour", "About an hour");
+  return `${n === 1 ? "About a" : n} ${unit}${n === 1 ? "" : "s"} ago`.replace(
+    "About a hour",
+    "About an hour",
+  );
 }
 
 /** Per-layer progress: redrawn lines on a terminal, plain lines elsewhere. */
@@ -102,6 +126,10 @@ class LayerProgress implements Progress {
     if (!this.tty) return;
     this.lines.set(id, `downloading ${humanSize(t.got)}/${humanSize(t.total)}`);
     if (Date.now() - this.last > 100) this.draw();
+  }
+
+  step(id: string, status: string): void {
+    this.set(id, status, false);
   }
 
   end(id: string, status: string): void {
@@ -145,7 +173,11 @@ flags:
   --quiet, -q    print only the image's name
 `,
   async run(args) {
-    const a = parse(args, this.help, { string: ["platform"], boolean: ["quiet"], alias: { q: "quiet" } });
+    const a = parse(args, this.help, {
+      string: ["platform"],
+      boolean: ["quiet"],
+      alias: { q: "quiet" },
+    });
     if (!a) return 0;
     const [text, extra] = positional(a);
     if (!text || extra) throw usageError("pull: exactly one image reference is needed");
@@ -153,9 +185,13 @@ flags:
     const ref = parseReference(text);
     const tty = !!process.stderr.isTTY;
     const progress = new LayerProgress(tty);
-    if (!a.quiet) process.stderr.write(`${ref.tag ?? ref.digest}: pulling from ${ref.repository}\n`);
-    const img = await pull(new ImageStore(), text, { platform, progress: a.quiet ? undefined : progress });
-    out(`${img.names.find((n) => n.endsWith(`:${ref.tag}`)) ?? img.digests[0] ?? img.id}\n`);
+    if (!a.quiet)
+      process.stderr.write(`${ref.tag ?? ref.digest}: pulling from ${ref.repository}\n`);
+    await pull(openStore(), text, {
+      platform,
+      progress: a.quiet ? undefined : progress,
+    });
+    out(`${formatReference(ref)}\n`);
     return 0;
   },
 };
@@ -180,7 +216,11 @@ function familiarName(repo: string): string {
 
 function table(rows: string[][]): string {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] + 3))).join("")).join("\n") + "\n";
+  return (
+    rows
+      .map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] + 3))).join(""))
+      .join("\n") + "\n"
+  );
 }
 
 export const imagesCommand: Command = {
@@ -203,7 +243,7 @@ flags:
     });
     if (!a) return 0;
     const filter = positional(a)[0];
-    const images = new ImageStore().listImages();
+    const images = openStore().listImages();
     const rows = images.flatMap((img) => rowsOf(img).map((r) => ({ img, ...r })));
     const shown = filter ? rows.filter((r) => matches(r, filter)) : rows;
     shown.sort((x, y) => (y.img.config.created ?? "").localeCompare(x.img.config.created ?? ""));
@@ -216,10 +256,23 @@ flags:
       for (const r of shown) out(JSON.stringify(jsonRow(r, id(r.img))) + "\n");
       return 0;
     }
-    if (a.format && a.format !== "table") throw usageError(`unknown format ${JSON.stringify(a.format)}`);
-    const head = ["REPOSITORY", "TAG", ...(a.digests ? ["DIGEST"] : []), "IMAGE ID", "CREATED", "SIZE"];
+    if (a.format && a.format !== "table")
+      throw usageError(`unknown format ${JSON.stringify(a.format)}`);
+    const head = [
+      "REPOSITORY",
+      "TAG",
+      ...(a.digests ? ["DIGEST"] : []),
+      "IMAGE ID",
+      "CREATED",
+      "SIZE",
+    ];
     const body = shown.map((r) => [
-      r.repo, r.tag, ...(a.digests ? [r.digest] : []), id(r.img), since(r.img.config.created), humanSize(r.img.size),
+      r.repo,
+      r.tag,
+      ...(a.digests ? [r.digest] : []),
+      id(r.img),
+      since(r.img.config.created),
+      humanSize(r.img.size),
     ]);
     out(table([head, ...body]));
     return 0;
@@ -264,7 +317,7 @@ flags:
     if (!a) return 0;
     const refs = positional(a);
     if (!refs.length) throw usageError("rmi: at least one image is needed");
-    const store = new ImageStore();
+    const store = openStore();
     let failed = 0;
     for (const r of refs) {
       try {
@@ -294,14 +347,18 @@ flags:
   --quiet, -q       print nothing but errors
 `,
   async run(args) {
-    const a = parse(args, this.help, { string: ["input"], boolean: ["quiet"], alias: { i: "input", q: "quiet" } });
+    const a = parse(args, this.help, {
+      string: ["input"],
+      boolean: ["quiet"],
+      alias: { i: "input", q: "quiet" },
+    });
     if (!a) return 0;
     if (positional(a).length) throw usageError("load: takes no arguments; use -i FILE");
     if (!a.input && process.stdin.isTTY) {
       throw usageError("load: no archive on standard input; use -i FILE or a pipe");
     }
     const source = a.input ? openFile(a.input) : stdinStream();
-    const images = await loadArchive(new ImageStore(), source);
+    const images = await loadArchive(openStore(), source);
     if (a.quiet) return 0;
     for (const img of images) {
       if (!img.names.length) out(`Loaded image ID: ${img.id}\n`);
@@ -335,10 +392,11 @@ flags:
     if (!a) return 0;
     const refs = positional(a);
     if (!refs.length) throw usageError("save: at least one image is needed");
-    const store = new ImageStore();
+    const store = openStore();
     for (const r of refs) store.resolveImage(r);
     if (!a.output) {
-      if (process.stdout.isTTY) throw usageError("save: refusing to write to a terminal; use -o FILE");
+      if (process.stdout.isTTY)
+        throw usageError("save: refusing to write to a terminal; use -o FILE");
       await saveArchive(store, refs, 1);
       return 0;
     }
@@ -384,14 +442,18 @@ flags:
   --message, -m TEXT   the comment of the history entry
 `,
   async run(args) {
-    const a = parse(args, this.help, { string: ["change", "message"], alias: { c: "change", m: "message" } });
+    const a = parse(args, this.help, {
+      string: ["change", "message"],
+      alias: { c: "change", m: "message" },
+    });
     if (!a) return 0;
     const [src, name, extra] = positional(a);
-    if (!src || extra) throw usageError("import: a file (or -) and at most one reference are needed");
+    if (!src || extra)
+      throw usageError("import: a file (or -) and at most one reference are needed");
     if (/^[a-z]+:\/\//.test(src)) throw new TinycError("import from a URL is not supported");
     const changes = ([] as string[]).concat(a.change ?? []).map(String);
     const source = src === "-" ? stdinStream() : openFile(src);
-    const img = await importRootfs(new ImageStore(), source, name, {
+    const img = await importRootfs(openStore(), source, name, {
       changes,
       message: a.message,
       source: src,
@@ -403,20 +465,24 @@ flags:
 
 export const tagCommand: Command = {
   summary: "give an image another name",
-  help: "usage: tinyc tag SOURCE TARGET\n\nTARGET names the image SOURCE names (a name or an id).\n",
+  help: `usage: tinyc tag SOURCE TARGET
+
+TARGET names the image SOURCE names (a name or an id).
+`,
   async run(args) {
     const a = parse(args, this.help, {});
     if (!a) return 0;
     const [src, dst, extra] = positional(a);
     if (!src || !dst || extra) throw usageError("tag: a source and a target are needed");
-    await new ImageStore().tag(src, dst);
+    await openStore().tag(src, dst);
     return 0;
   },
 };
 
 async function readLine(prompt: string, hidden: boolean): Promise<string> {
   process.stderr.write(prompt);
-  const stty = (mode: string) => Bun.spawnSync(["stty", mode], { stdin: "inherit", stderr: "ignore" });
+  const stty = (mode: string) =>
+    Bun.spawnSync(["stty", mode], { stdin: "inherit", stderr: "ignore" });
   if (hidden) stty("-echo");
   try {
     const reader = Bun.stdin.stream().getReader();
@@ -472,7 +538,8 @@ flags:
 };
 
 async function askCredentials(a: minimist.ParsedArgs): Promise<Credentials> {
-  if (a["password-stdin"] && a.password) throw usageError("login: --password and --password-stdin conflict");
+  if (a["password-stdin"] && a.password)
+    throw usageError("login: --password and --password-stdin conflict");
   const tty = !!process.stdin.isTTY;
   let username = a.username as string | undefined;
   if (!username) {
@@ -491,7 +558,10 @@ async function askCredentials(a: minimist.ParsedArgs): Promise<Credentials> {
 
 export const logoutCommand: Command = {
   summary: "forget the credentials of a registry",
-  help: "usage: tinyc logout [REGISTRY]\n\nRemoves REGISTRY's (default docker.io) entry from tinyc's auth.json.\n",
+  help: `usage: tinyc logout [REGISTRY]
+
+Removes REGISTRY's (default docker.io) entry from tinyc's auth.json.
+`,
   run(args) {
     const a = parse(args, this.help, {});
     if (!a) return 0;

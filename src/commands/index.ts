@@ -8,6 +8,7 @@ import { startCommand } from "./start";
 import { execCommand } from "./exec";
 import { featuresCommand } from "./features";
 import { infoCommand } from "./info";
+import { imageCommands } from "./images";
 import {
   deleteCommand,
   killCommand,
@@ -39,11 +40,14 @@ export const commands: Record<string, Command> = {
   resume: resumeCommand,
   features: featuresCommand,
   info: infoCommand,
+  ...imageCommands,
 };
 
 export function usage(): string {
-  const width = Math.max(...Object.keys(commands).map((k) => k.length));
-  const lines = Object.entries(commands).map(([k, c]) => `  ${k.padEnd(width)}  ${c.summary}`);
+  // Verbs starting with "_" are tinyc's own helpers, not for people.
+  const shown = Object.entries(commands).filter(([k]) => !k.startsWith("_"));
+  const width = Math.max(...shown.map(([k]) => k.length));
+  const lines = shown.map(([k, c]) => `  ${k.padEnd(width)}  ${c.summary}`);
   return `tinyc: a rootless container engine in one executable
 
 usage: tinyc [global flags] COMMAND [flags] [arguments]
