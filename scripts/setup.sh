@@ -31,7 +31,7 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   # The daemons' packages start system-wide services on install. A policy-rc.d that says no is
   # what invoke-rc.d and deb-systemd-invoke ask; one is put in place only for this install.
-  if [[ " ${missing[*]} " =~ " "(containerd|docker\.io)" " && ! -e /usr/sbin/policy-rc.d ]]; then
+  if [[ " ${missing[*]} " =~ " "(containerd|docker\.io|docker-registry)" " && ! -e /usr/sbin/policy-rc.d ]]; then
     printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee /usr/sbin/policy-rc.d >/dev/null
     "${SUDO[@]}" chmod 755 /usr/sbin/policy-rc.d
     trap '"${SUDO[@]}" rm -f /usr/sbin/policy-rc.d' EXIT
