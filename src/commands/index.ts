@@ -9,6 +9,7 @@ import { execCommand } from "./exec";
 import { featuresCommand } from "./features";
 import { infoCommand } from "./info";
 import { imageCommands } from "./images";
+import { rmCommand } from "./container";
 import {
   deleteCommand,
   killCommand,
@@ -41,6 +42,7 @@ export const commands: Record<string, Command> = {
   features: featuresCommand,
   info: infoCommand,
   ...imageCommands,
+  rm: rmCommand,
 };
 
 export function usage(): string {

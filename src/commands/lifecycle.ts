@@ -17,6 +17,7 @@ import {
   waitGone,
 } from "../runtime/container";
 import { runHooksWarn } from "../runtime/hooks";
+import { psCommandDocker } from "./container";
 import { cgroupPids, freeze } from "../runtime/cgroups";
 import { defaultStateRoot, StateStore } from "../runtime/state";
 import type { Command } from "./index";
@@ -187,13 +188,20 @@ flags:
 export const psCommand: Command = {
   summary: "list the processes of a container",
   help: `usage: tinyc ps [--format table|json] ID
+       tinyc ps [-a] [-q] [--format json]
 
-flags:
-  --format, -f FMT  table (default) or json (the pids)
+With an id, the processes of that container (--format json: the pids). Without one, the
+containers made from images, as docker lists them (-a: stopped ones too).
 `,
   run(args, globals) {
-    const a = minimist(args, { boolean: ["help"], string: ["format"], alias: { f: "format", h: "help" } });
+    const a = minimist(args, {
+      boolean: ["help", "all", "quiet", "no-trunc"],
+      string: ["format"],
+      alias: { f: "format", h: "help", a: "all", q: "quiet" },
+    });
     if (helpOr(a, this.help)) return 0;
+    // Without an id, docker's form: the containers made from images.
+    if (a._.length === 0) return psCommandDocker(args, globals);
     const id = needId("ps", a);
     const s = store(globals);
     const st = mustLoad(s, id);

@@ -20,9 +20,11 @@ import { rootfsPath } from "../runtime/plan";
 import { removeWhenEmpty } from "../runtime/container";
 import { defaultStateRoot, newId, processStart, StateStore } from "../runtime/state";
 import type { Command } from "./index";
+import { parseImageRun, runImage } from "./container";
 
 const help = `usage: tinyc run [flags] BUNDLE [ID]
        tinyc run [flags] --bundle DIR ID
+       tinyc run [docker flags] IMAGE [COMMAND [ARG...]]
 
 Runs the container of a bundle and waits for it: its stdin, stdout and stderr are tinyc's,
 signals sent to tinyc reach its first process, and tinyc exits with its status (N for exit N,
@@ -30,7 +32,11 @@ signals sent to tinyc reach its first process, and tinyc exits with its status (
 run, 127 when it is not found). Its state is removed when it ends.
 
 A first argument that is a path ("." or anything with a "/") is the bundle, and the id is
-generated; without one, --bundle names the bundle and the first argument is the id.
+generated; with --bundle the first argument is the id; otherwise it is an image reference.
+
+docker flags, for an image: --rm, -d, --name N, -e K=V, --env-file F, -w DIR, -u USER[:GROUP],
+-v HOST:CTR[:ro], --read-only, --tmpfs PATH[:OPTS], -h NAME, --entrypoint CMD, -i, -t,
+--pull missing|always|never, --network none|host, --platform OS/ARCH, -l KEY=VALUE.
 
 flags:
   --bundle, -b DIR    the bundle folder
@@ -43,7 +49,7 @@ flags:
   --plan              print the launch plan (namespaces, id maps, every step) and exit
 `;
 
-interface RunArgs {
+export interface RunArgs {
   bundle: string;
   id: string;
   detach: boolean;
@@ -52,6 +58,8 @@ interface RunArgs {
   noPivot: boolean;
   preserveFds: number;
   plan: boolean;
+  /** fds that become the container's stdin, stdout and stderr, for a detached run. */
+  stdio?: [number, number, number];
 }
 
 function isPath(arg: string): boolean {
@@ -75,11 +83,6 @@ function parseArgs(args: string[]): RunArgs | "help" {
   } else if (pos[0] !== undefined && isPath(pos[0])) {
     bundle = pos[0];
     id = pos[1];
-  } else if (pos[0] !== undefined) {
-    throw new TinycError(
-      `run: ${JSON.stringify(pos[0])} is not a bundle path: running images is not supported`,
-      { exitCode: EXIT.usage, hint: "give a path such as ./bundle, or --bundle DIR ID" },
-    );
   } else {
     throw new TinycError("run: a bundle is needed", { exitCode: EXIT.usage, hint: help.split("\n")[0] });
   }
@@ -126,6 +129,16 @@ export const runCommand: Command = {
   summary: "run a bundle's container in the foreground (or --detach)",
   help,
   async run(args: string[], globals: Globals) {
+    const bundleFlag = args.some((x) => x === "-b" || x === "--bundle" || x.startsWith("--bundle="));
+    const image = bundleFlag ? undefined : parseImageRun(args);
+    if (image && !isPath(image.image) && !image.a.help) {
+      try {
+        return await runImage(image, globals);
+      } catch (e) {
+        if (e instanceof TinycError && e.exitCode === 1) e.exitCode = EXIT.engine;
+        throw e;
+      }
+    }
     const r = parseArgs(args);
     if (r === "help") {
       writeSync(1, help);
@@ -141,7 +154,7 @@ export const runCommand: Command = {
   },
 };
 
-async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
+export async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
   const { dir, spec } = loadBundle(r.bundle);
   requireProcess(spec);
   const terminal = !!spec.process!.terminal;
@@ -181,6 +194,7 @@ async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
       noPivot: r.noPivot,
       preserveFds: r.preserveFds,
       console: tty,
+      stdio: r.stdio,
       id: r.id,
       systemdCgroup: globals.systemdCgroup,
       noCgroups: globals.noCgroups,

@@ -57,6 +57,7 @@ export interface PrepareOptions {
   preserveFds?: number;
   noPivot?: boolean;
   console?: { fd: number };
+  stdio?: [number, number, number];
   /** The container id and the global --systemd-cgroup flag, for its cgroup. */
   id?: string;
   systemdCgroup?: boolean;
@@ -103,6 +104,7 @@ export function prepare(spec: Spec, opts: PrepareOptions): Prepared {
     preserveFds: opts.preserveFds ?? 0,
     noPivot: opts.noPivot ?? false,
     console: opts.console,
+    stdio: opts.stdio,
     syncBeforePivot: opts.syncBeforePivot,
     syncBeforeExec: opts.syncBeforeExec,
   };

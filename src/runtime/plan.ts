@@ -56,11 +56,39 @@ export interface PlanContext {
   noPivot: boolean;
   /** The parent puts the child in a cgroup before it goes on. */
   cgroup?: boolean;
+  /** fds of ours that become the container's stdin, stdout and stderr (a detached run). */
+  stdio?: [number, number, number];
   /** Stop before the pivot (and before the exec) for the parent to run hooks. */
   syncBeforePivot?: boolean;
   syncBeforeExec?: boolean;
   /** The socket the child sends its terminal over, when process.terminal is set. */
   console?: { fd: number };
+}
+
+/** The annotation by which a container made from an image names its overlay's folders. */
+export const OVERLAY_ANNOTATION = "run.tinyc.overlay";
+
+export interface Overlay {
+  /** Layer folders, top first. */
+  lower: string[];
+  upper: string;
+  work: string;
+}
+
+export function overlayOf(spec: Spec): Overlay | undefined {
+  const text = spec.annotations?.[OVERLAY_ANNOTATION];
+  if (!text) return undefined;
+  let o: Overlay;
+  try {
+    o = JSON.parse(text);
+  } catch {
+    throw new TinycError(`annotations.${OVERLAY_ANNOTATION}: not JSON`);
+  }
+  const paths = [...(o.lower ?? []), o.upper, o.work];
+  if (!Array.isArray(o.lower) || o.lower.length === 0 || paths.some((p) => typeof p !== "string" || !p.startsWith("/") || /[,:]/.test(p))) {
+    throw new TinycError(`annotations.${OVERLAY_ANNOTATION}: lower, upper and work must be absolute paths without "," or ":"`);
+  }
+  return o;
 }
 
 export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -163,6 +191,7 @@ class Builder {
   build(): Plan {
     this.checkNamespaces();
     this.add({ op: "close-fds", a: this.ctx.preserveFds, text: closeText(this.ctx.preserveFds) });
+    this.ctx.stdio?.forEach((fd, i) => this.add({ op: "dup2", a: fd, b: i, text: `fd ${fd} as fd ${i}` }));
     this.joinNamespaces();
     this.mapUserNamespace();
     this.add({ op: "non-dumpable", text: "make the process non-dumpable (no access to its /proc/PID/exe)" });
@@ -255,6 +284,25 @@ class Builder {
       a: MS.SLAVE | MS.REC,
       text: "make / rslave so nothing mounted here reaches the host",
     });
+    const overlay = overlayOf(this.spec);
+    if (overlay) {
+      // An image's layers under the container's own writable one; userxattr, since the
+      // whiteouts and opaque marks of an unpacked layer are user.* attributes.
+      const data = `lowerdir=${overlay.lower.join(":")},upperdir=${overlay.upper},` +
+        `workdir=${overlay.work},userxattr`;
+      if (data.length > 4000) {
+        throw new TinycError(`the image has too many layers for one overlay mount (${overlay.lower.length})`);
+      }
+      this.add({
+        op: "mount",
+        s1: "overlay",
+        s2: this.rootfs,
+        s3: "overlay",
+        s4: data,
+        text: `mount overlay on ${this.rootfs}: ${overlay.lower.length} layers under ${overlay.upper}`,
+      });
+      return;
+    }
     this.add({
       op: "mount",
       s1: this.rootfs,

@@ -1,0 +1,266 @@
+// Containers made from images, without a daemon: `tinyc run IMAGE`, `tinyc ps`, `tinyc rm`.
+// Each is an ordinary bundle under the data root (containers/ID: config.json, the writable
+// layer, a log) run by the same runtime code, so `tinyc list` sees them too.
+
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import minimist from "minimist";
+import type { Globals } from "../cli";
+import { EXIT, TinycError } from "../errors";
+import { log } from "../log";
+import { defaultDataRoot, type Image } from "../image/store";
+import { pull } from "../image/pull";
+import { familiarReference, parseReference } from "../image/reference";
+import { specFromImage } from "../image/runspec";
+import { stringifySpec } from "../oci/spec";
+import { isAlive, liveStatus, signalProcess, waitGone } from "../runtime/container";
+import { OVERLAY_ANNOTATION } from "../runtime/plan";
+import { defaultStateRoot, newId, StateStore } from "../runtime/state";
+import { removeInUserns } from "../runtime/userns";
+import { openStore } from "./images";
+import { runBundle } from "./run";
+
+export interface ContainerMeta {
+  id: string;
+  name: string;
+  image: string;
+  imageId: string;
+  command: string[];
+  created: string;
+}
+
+export function containersDir(): string {
+  return join(defaultDataRoot(), "containers");
+}
+
+function readMeta(id: string): ContainerMeta | undefined {
+  try {
+    return JSON.parse(readFileSync(join(containersDir(), id, "meta.json"), "utf8"));
+  } catch {
+    return undefined;
+  }
+}
+
+export function allMetas(): ContainerMeta[] {
+  let ids: string[] = [];
+  try {
+    ids = readdirSync(containersDir());
+  } catch {
+    return [];
+  }
+  return ids.map(readMeta).filter((m): m is ContainerMeta => m !== undefined);
+}
+
+/** A container by full id, unique id prefix or name. */
+export function findContainer(text: string): ContainerMeta | undefined {
+  const metas = allMetas();
+  const exact = metas.find((m) => m.id === text || m.name === text);
+  if (exact) return exact;
+  const byPrefix = metas.filter((m) => m.id.startsWith(text));
+  if (byPrefix.length > 1) throw new TinycError(`${JSON.stringify(text)} names more than one container`);
+  return byPrefix[0];
+}
+
+const ADJECTIVES = ["brave", "calm", "eager", "fond", "keen", "lucid", "merry", "quiet", "swift", "tidy"];
+const NOUNS = ["otter", "heron", "maple", "comet", "ember", "fjord", "lynx", "pebble", "quartz", "wren"];
+
+function generatedName(taken: Set<string>): string {
+  for (;;) {
+    const r = crypto.getRandomValues(new Uint16Array(3));
+    const name = `${ADJECTIVES[r[0] % 10]}_${NOUNS[r[1] % 10]}_${r[2] % 1000}`;
+    if (!taken.has(name)) return name;
+  }
+}
+
+const list = (v: unknown): string[] => (v === undefined ? [] : Array.isArray(v) ? v.map(String) : [String(v)]);
+
+export interface ImageRunArgs {
+  image: string;
+  args: string[];
+  a: minimist.ParsedArgs;
+}
+
+/** docker run's flags; everything after the image is the command. */
+export function parseImageRun(args: string[]): ImageRunArgs | undefined {
+  const a = minimist(args, {
+    boolean: ["rm", "detach", "interactive", "tty", "read-only", "help"],
+    string: ["name", "env", "env-file", "workdir", "user", "volume", "tmpfs", "hostname",
+      "entrypoint", "pull", "network", "platform", "label"],
+    alias: { d: "detach", i: "interactive", t: "tty", e: "env", w: "workdir", u: "user",
+      v: "volume", h: "hostname", l: "label" },
+    stopEarly: true,
+  });
+  const pos = a._.map(String);
+  if (pos.length === 0) return undefined;
+  return { image: pos[0], args: pos.slice(1), a };
+}
+
+async function imageFor(ref: string, policy: string, platform: string | undefined): Promise<Image> {
+  const store = openStore();
+  if (!["missing", "always", "never"].includes(policy)) {
+    throw new TinycError(`--pull ${JSON.stringify(policy)}: expected missing, always or never`, { exitCode: EXIT.engine });
+  }
+  let img = policy === "always" ? undefined : store.findImage(ref);
+  if (!img) {
+    if (policy === "never") {
+      throw new TinycError(`image ${JSON.stringify(ref)} is not in the store, and --pull=never`, { exitCode: EXIT.engine });
+    }
+    await pull(store, ref, { platform });
+    img = store.resolveImage(ref);
+  }
+  return img;
+}
+
+export async function runImage(r: ImageRunArgs, globals: Globals): Promise<number> {
+  const a = r.a;
+  const network = a.network ?? "private";
+  if (!["none", "host", "private"].includes(network)) {
+    throw new TinycError(`--network ${JSON.stringify(network)}: only none and host are supported`, {
+      exitCode: EXIT.engine,
+    });
+  }
+  const detach = !!a.detach;
+  if (detach && a.rm) log("debug", "--rm with -d: the container is removed by tinyc rm");
+  const store = openStore();
+  const img = await imageFor(r.image, a.pull ?? "missing", a.platform);
+  const config = store.imageConfig(img);
+  const lower = [...store.layerDirs(img)].reverse();
+
+  const metas = allMetas();
+  const name = a.name ?? generatedName(new Set(metas.map((m) => m.name)));
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(name)) throw new TinycError(`--name ${JSON.stringify(name)}: invalid name`, { exitCode: EXIT.engine });
+  if (metas.some((m) => m.name === name)) {
+    throw new TinycError(`the name ${JSON.stringify(name)} is already in use`, { exitCode: EXIT.engine });
+  }
+  const id = newId() + newId();
+  const dir = join(containersDir(), id);
+  for (const sub of ["rootfs", "upper", "work"]) mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 });
+  // The writable layer's top folder is the container's "/": it must be open to every user.
+  chmodSync(join(dir, "upper"), 0o755);
+
+  let removeAfter = !detach && !!a.rm;
+  try {
+    const spec = specFromImage(config, join(dir, "rootfs"), {
+      args: r.args,
+      entrypoint: a.entrypoint,
+      env: list(a.env),
+      envFiles: list(a["env-file"]),
+      workdir: a.workdir,
+      user: a.user,
+      tty: !!a.tty,
+      readOnly: !!a["read-only"],
+      tmpfs: list(a.tmpfs),
+      volumes: list(a.volume),
+      hostname: a.hostname ?? id.slice(0, 12),
+      network: network as "none" | "host" | "private",
+      lookup: lower,
+      labels: Object.fromEntries(list(a.label).map((l) => [l.split("=")[0], l.split("=").slice(1).join("=")])),
+    });
+    spec.annotations = {
+      ...spec.annotations,
+      [OVERLAY_ANNOTATION]: JSON.stringify({ lower, upper: join(dir, "upper"), work: join(dir, "work") }),
+      "run.tinyc.image": familiarReference(parseReference(r.image)),
+      "run.tinyc.name": name,
+    };
+    writeFileSync(join(dir, "config.json"), stringifySpec(spec));
+    const meta: ContainerMeta = {
+      id,
+      name,
+      image: familiarReference(parseReference(r.image)),
+      imageId: img.id,
+      command: spec.process!.args!,
+      created: new Date().toISOString(),
+    };
+    writeFileSync(join(dir, "meta.json"), JSON.stringify(meta));
+
+    if (detach) {
+      // No daemon holds its output: it goes to a log file beside the container.
+      const logFd = openSync(join(dir, "container.log"), "a", 0o600);
+      const nullFd = openSync("/dev/null", "r");
+      try {
+        await runBundle({ bundle: dir, id, detach: true, keep: false, noPivot: false, preserveFds: 0,
+          plan: false, stdio: [nullFd, logFd, logFd] }, globals);
+      } finally {
+        closeSync(logFd);
+        closeSync(nullFd);
+      }
+      writeFileSync(1, `${id}\n`);
+      return 0;
+    }
+    return await runBundle({ bundle: dir, id, detach: false, keep: !a.rm, noPivot: false,
+      preserveFds: 0, plan: false }, globals);
+  } catch (e) {
+    removeAfter = true;
+    throw e;
+  } finally {
+    if (removeAfter) removeContainerDir(dir);
+  }
+}
+
+function removeContainerDir(dir: string): void {
+  try {
+    rmSync(dir, { recursive: true, force: true });
+  } catch {
+    // Files of the container's other users: only the user namespace can remove them.
+    if (process.getuid!() !== 0) removeInUserns(dir);
+  }
+  if (existsSync(dir) && process.getuid!() !== 0) removeInUserns(dir);
+}
+
+export const psCommandDocker = async (args: string[], globals: Globals): Promise<number> => {
+  const a = minimist(args, { boolean: ["all", "quiet", "no-trunc"], string: ["format"],
+    alias: { a: "all", q: "quiet" } });
+  const states = new StateStore(globals.root ?? defaultStateRoot());
+  const rows = allMetas().map((m) => {
+    const st = states.read(m.id);
+    const status = st ? liveStatus(states, st) : "stopped";
+    return { ...m, status };
+  }).filter((m) => a.all || m.status === "running" || m.status === "paused")
+    .sort((x, y) => y.created.localeCompare(x.created));
+  if (a.format === "json") {
+    writeFileSync(1, JSON.stringify(rows) + "\n");
+  } else if (a.quiet) {
+    writeFileSync(1, rows.map((m) => `${m.id.slice(0, 12)}\n`).join(""));
+  } else {
+    const table = [["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"],
+      ...rows.map((m) => [a["no-trunc"] ? m.id : m.id.slice(0, 12), m.image,
+        JSON.stringify(m.command.join(" ").slice(0, 20)), m.created, m.status, m.name])];
+    const widths = table[0].map((_, i) => Math.max(...table.map((row) => row[i].length)));
+    writeFileSync(1, table.map((row) => row.map((c, i) => c.padEnd(widths[i])).join("   ").trimEnd() + "\n").join(""));
+  }
+  return 0;
+};
+
+export const rmCommand = {
+  summary: "remove containers made from images (-f: also running ones)",
+  help: "usage: tinyc rm [-f] CONTAINER...\n\nRemoves containers by name or id; -f kills running ones first.\n",
+  async run(args: string[], globals: Globals): Promise<number> {
+    const a = minimist(args, { boolean: ["force", "help"], alias: { f: "force", h: "help" } });
+    if (a.help) {
+      writeFileSync(1, this.help);
+      return 0;
+    }
+    const states = new StateStore(globals.root ?? defaultStateRoot());
+    let failed = 0;
+    for (const text of a._.map(String)) {
+      try {
+        const m = findContainer(text);
+        if (!m) throw new TinycError(`no such container: ${text}`);
+        const st = states.read(m.id);
+        if (st && isAlive(st)) {
+          if (!a.force) throw new TinycError(`container ${m.name} is running: stop it first, or rm -f`);
+          signalProcess(st.pid, st.pidStart, 9);
+          await waitGone(st, 10_000);
+        }
+        if (st) states.remove(m.id);
+        removeContainerDir(join(containersDir(), m.id));
+        writeFileSync(1, `${text}\n`);
+      } catch (e) {
+        if (!(e instanceof TinycError)) throw e;
+        writeFileSync(2, `tinyc: ${e.message}\n`);
+        failed = 1;
+      }
+    }
+    return failed;
+  },
+};
