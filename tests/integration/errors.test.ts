@@ -128,9 +128,10 @@ function errorTests(as: As) {
     expectTinycError(r, 125, '"taken"', "already exists");
   });
 
-  test("run with a path that is not a bundle and no --bundle is a usage error", async () => {
-    const r = await run(["run", "busybox:latest"], { as });
-    expectTinycError(r, 2, '"busybox:latest"');
+  test("run of an image that is not in the store, with --pull=never, says so", async () => {
+    // A first argument that is no path is an image; --pull=never keeps this off any registry.
+    const r = await run(["run", "--pull=never", "tinyc-test-missing:latest"], { as });
+    expectTinycError(r, 125, '"tinyc-test-missing:latest"', "not in the store");
   });
 }
 
