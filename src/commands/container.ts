@@ -16,7 +16,7 @@ import { stringifySpec } from "../oci/spec";
 import { isAlive, liveStatus, signalProcess, waitGone } from "../runtime/container";
 import { OVERLAY_ANNOTATION } from "../runtime/plan";
 import { defaultStateRoot, newId, StateStore } from "../runtime/state";
-import { removeInUserns } from "../runtime/userns";
+import { removeInUserns, runInUserns } from "../runtime/userns";
 import { openStore } from "./images";
 import { runBundle } from "./run";
 
@@ -262,5 +262,82 @@ export const rmCommand = {
       }
     }
     return failed;
+  },
+};
+
+/** The folders of a container's file system, top first: its writable layer, then the image's. */
+function containerLayers(m: ContainerMeta): string[] {
+  const spec = JSON.parse(readFileSync(join(containersDir(), m.id, "config.json"), "utf8"));
+  const overlay = JSON.parse(spec.annotations?.[OVERLAY_ANNOTATION] ?? "null");
+  if (!overlay) throw new TinycError(`container ${m.name} has no layers to export`);
+  return [overlay.upper, ...overlay.lower];
+}
+
+export const exportCommand = {
+  summary: "write a container's file system as a tar stream (docker export)",
+  help: "usage: tinyc export [-o FILE] CONTAINER\n\nWrites the container's files as a tarball to stdout or FILE.\n",
+  async run(args: string[]): Promise<number> {
+    const a = minimist(args, { string: ["output"], boolean: ["help"], alias: { o: "output", h: "help" } });
+    if (a.help) {
+      writeFileSync(1, this.help);
+      return 0;
+    }
+    const text = a._[0] === undefined ? undefined : String(a._[0]);
+    if (!text) throw new TinycError("export: a container is needed", { exitCode: EXIT.usage });
+    const m = findContainer(text);
+    if (!m) throw new TinycError(`no such container: ${text}`);
+    const at = join(containersDir(), m.id, "rootfs");
+    // A read-only overlay of its layers in a mount namespace of our own: the container may be
+    // running with its own overlay on the same folders.
+    const tar = ["tar", "--numeric-owner", "--xattrs", "-C", at, "-cf", a.output ?? "-", "."];
+    const r = await runInUserns(tar, { overlay: { lower: containerLayers(m), at } });
+    if (r.code !== 0) throw new TinycError(`export: tar exited with status ${r.code}`);
+    return 0;
+  },
+};
+
+export const bundleCommand = {
+  summary: "write an image out as an OCI bundle (config.json and rootfs) for tinyc run",
+  help: `usage: tinyc bundle [docker run flags] IMAGE DIR
+
+Writes DIR/config.json, made from the image as "tinyc run IMAGE" makes it, and DIR/rootfs, a
+copy of the image's files. Then "tinyc run DIR" runs it.
+`,
+  async run(args: string[], globals: Globals): Promise<number> {
+    const parsed = parseImageRun(args);
+    if (!parsed || parsed.a.help) {
+      writeFileSync(1, this.help);
+      return parsed ? 0 : EXIT.usage;
+    }
+    const dir = parsed.args[0];
+    if (!dir || parsed.args.length > 1) throw new TinycError("bundle: IMAGE and DIR are needed", { exitCode: EXIT.usage });
+    if (existsSync(join(dir, "config.json")) || existsSync(join(dir, "rootfs"))) {
+      throw new TinycError(`bundle: ${JSON.stringify(dir)} already holds a bundle`);
+    }
+    const store = openStore();
+    const img = await imageFor(parsed.image, parsed.a.pull ?? "missing", parsed.a.platform);
+    const lower = [...store.layerDirs(img)].reverse();
+    const a = parsed.a;
+    const spec = specFromImage(store.imageConfig(img), "rootfs", {
+      args: [], entrypoint: a.entrypoint, env: list(a.env), envFiles: list(a["env-file"]),
+      workdir: a.workdir, user: a.user, tty: !!a.tty, readOnly: !!a["read-only"],
+      tmpfs: list(a.tmpfs), volumes: list(a.volume), hostname: a.hostname,
+      network: (a.network ?? "private") as "none" | "host" | "private", lookup: lower,
+      fallbackArgs: ["sh"],
+    });
+    mkdirSync(join(dir, "rootfs"), { recursive: true, mode: 0o755 });
+    const mnt = join(dir, ".layers");
+    mkdirSync(mnt, { mode: 0o700 });
+    try {
+      // Copied inside the user namespace the containers use, so owners stay what they are.
+      const cp = ["cp", "-a", "--", `${mnt}/.`, join(dir, "rootfs")];
+      const r = await runInUserns(cp, { overlay: { lower, at: mnt } });
+      if (r.code !== 0) throw new TinycError(`bundle: copying the image's files failed (status ${r.code})`);
+    } finally {
+      rmSync(mnt, { recursive: true, force: true });
+    }
+    writeFileSync(join(dir, "config.json"), stringifySpec(spec));
+    void globals;
+    return 0;
   },
 };

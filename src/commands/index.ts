@@ -9,7 +9,7 @@ import { execCommand } from "./exec";
 import { featuresCommand } from "./features";
 import { infoCommand } from "./info";
 import { imageCommands } from "./images";
-import { rmCommand } from "./container";
+import { bundleCommand, exportCommand, rmCommand } from "./container";
 import {
   deleteCommand,
   killCommand,
@@ -43,6 +43,8 @@ export const commands: Record<string, Command> = {
   info: infoCommand,
   ...imageCommands,
   rm: rmCommand,
+  export: exportCommand,
+  bundle: bundleCommand,
 };
 
 export function usage(): string {

@@ -26,6 +26,8 @@ export interface RunFlags {
   /** Host folders (the image layers, top first) to find /etc/passwd and /etc/group in. */
   lookup: string[];
   labels?: Record<string, string>;
+  /** The command when neither the image nor the flags give one (else that is an error). */
+  fallbackArgs?: string[];
 }
 
 const DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -152,6 +154,7 @@ export function specFromImage(image: ContainerConfig, rootfs: string, f: RunFlag
   const entrypoint = f.entrypoint !== undefined ? (f.entrypoint ? [f.entrypoint] : []) : (image.Entrypoint ?? []);
   const cmd = f.args.length > 0 || f.entrypoint !== undefined ? f.args : (image.Cmd ?? []);
   proc.args = [...entrypoint, ...cmd];
+  if (proc.args.length === 0 && f.fallbackArgs) proc.args = f.fallbackArgs;
   if (proc.args.length === 0) throw new TinycError("no command: the image has no Entrypoint or Cmd, and none was given");
   const envFiles = f.envFiles.flatMap(readEnvFile);
   proc.env = mergeEnv([DEFAULT_PATH], image.Env ?? [], f.tty ? ["TERM=xterm"] : [], envFiles, f.env);

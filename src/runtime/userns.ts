@@ -9,6 +9,7 @@ import { exitCodeOf, waitStatus } from "../../ffi/spawn";
 import { TinycError } from "../errors";
 import { caller, defaultMaps, mapText } from "./idmap";
 import { launch } from "./launch";
+import { ATTR, MS } from "./mountopts";
 import { CLONE, DEFAULT_PATH } from "./plan";
 
 /** argv that runs this tinyc again: the executable, and the script when run from source. */
@@ -22,11 +23,19 @@ export function selfArgv(...args: string[]): string[] {
  * Runs ARGV as root of a new user namespace mapped like a rootless container's; returns its
  * exit code, with stdout (if asked for) collected through a file in DIR.
  */
+export interface UsernsRunOptions {
+  /** Collect stdout and stderr through files in this folder. */
+  captureIn?: string;
+  /** Mount a read-only overlay of these folders (top first) on `at` before the exec. */
+  overlay?: { lower: string[]; at: string };
+}
+
 export async function runInUserns(
   argv: string[],
-  opts: { captureIn?: string } = {},
+  opts: UsernsRunOptions = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const maps = defaultMaps(caller());
+  // As root there is nothing to map: a mount namespace of its own is all an overlay needs.
+  const maps = process.getuid!() === 0 ? undefined : defaultMaps(caller());
   const outFile = opts.captureIn ? join(opts.captureIn, `.out-${process.pid}`) : undefined;
   const errFile = opts.captureIn ? join(opts.captureIn, `.err-${process.pid}`) : undefined;
   const outFd = outFile ? openSync(outFile, "w", 0o600) : undefined;
@@ -34,7 +43,7 @@ export async function runInUserns(
   const steps: Step[] = [{ op: "close-fds", a: 0, text: "close every fd above 2 at exec" }];
   if (outFd !== undefined) steps.push({ op: "dup2", a: outFd, b: 1, text: "stdout to a file" });
   if (errFd !== undefined) steps.push({ op: "dup2", a: errFd, b: 2, text: "stderr to a file" });
-  if (maps.how === "self") {
+  if (maps?.how === "self") {
     for (const [name, content] of [
       ["setgroups", "deny"],
       ["uid_map", mapText(maps.uid)],
@@ -42,17 +51,30 @@ export async function runInUserns(
     ]) {
       steps.push({ op: "write-file", s1: `/proc/self/${name}`, s2: content, text: `write ${name}` });
     }
-  } else {
+  } else if (maps) {
     steps.push({ op: "wait-parent", text: "wait for newuidmap and newgidmap" });
   }
+  if (maps) steps.push({ op: "setresid-root", text: "become root in the user namespace" });
+  if (opts.overlay) {
+    const { lower, at } = opts.overlay;
+    steps.push({ op: "propagation", s2: "/", a: MS.SLAVE | MS.REC, text: "make / rslave" });
+    // overlayfs wants two lower folders at least when it has no upper one; one is just bound.
+    steps.push(
+      lower.length === 1
+        ? { op: "mount", s1: lower[0], s2: at, a: MS.BIND | MS.REC, b: ATTR.RDONLY,
+          text: `bind ${lower[0]} on ${at}, read-only` }
+        : { op: "mount", s1: "overlay", s2: at, s3: "overlay", s4: `lowerdir=${lower.join(":")},userxattr`,
+          a: MS.RDONLY, text: `mount a read-only overlay of ${lower.length} folders on ${at}` },
+    );
+  }
   steps.push(
-    { op: "setresid-root", text: "become root in the user namespace" },
     { op: "find-exec", s1: argv, s3: DEFAULT_PATH, text: `find ${argv[0]}` },
     { op: "exec", s1: argv, s2: [`PATH=${DEFAULT_PATH}`, ...passEnv()], text: `exec ${argv.join(" ")}` },
   );
-  const plan: Plan = { cloneFlags: CLONE.NEWUSER, flags: 0, steps };
+  const flags = (maps ? CLONE.NEWUSER : 0n) | (opts.overlay ? CLONE.NEWNS : 0n);
+  const plan: Plan = { cloneFlags: flags, flags: 0, steps };
   try {
-    const { pid } = await launch({ plan, userns: maps, rootless: true });
+    const { pid } = await launch({ plan, userns: maps, rootless: maps !== undefined });
     const code = exitCodeOf(waitStatus(pid, false));
     const stdout = outFile ? readFileSync(outFile, "utf8") : "";
     const stderr = errFile ? readFileSync(errFile, "utf8") : "";
