@@ -4,6 +4,7 @@
 
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { release } from "node:os";
 import minimist from "minimist";
 import type { Globals } from "../cli";
 import { EXIT, TinycError } from "../errors";
@@ -15,51 +16,11 @@ import { specFromImage } from "../image/runspec";
 import { stringifySpec } from "../oci/spec";
 import { isAlive, liveStatus, signalProcess, waitGone } from "../runtime/container";
 import { OVERLAY_ANNOTATION } from "../runtime/plan";
+import { allMetas, containersDir, findContainer, type ContainerMeta } from "../image/containers";
 import { defaultStateRoot, newId, StateStore } from "../runtime/state";
 import { removeInUserns, runInUserns } from "../runtime/userns";
 import { openStore } from "./images";
 import { runBundle } from "./run";
-
-export interface ContainerMeta {
-  id: string;
-  name: string;
-  image: string;
-  imageId: string;
-  command: string[];
-  created: string;
-}
-
-export function containersDir(): string {
-  return join(defaultDataRoot(), "containers");
-}
-
-function readMeta(id: string): ContainerMeta | undefined {
-  try {
-    return JSON.parse(readFileSync(join(containersDir(), id, "meta.json"), "utf8"));
-  } catch {
-    return undefined;
-  }
-}
-
-export function allMetas(): ContainerMeta[] {
-  let ids: string[] = [];
-  try {
-    ids = readdirSync(containersDir());
-  } catch {
-    return [];
-  }
-  return ids.map(readMeta).filter((m): m is ContainerMeta => m !== undefined);
-}
-
-/** A container by full id, unique id prefix or name. */
-export function findContainer(text: string): ContainerMeta | undefined {
-  const metas = allMetas();
-  const exact = metas.find((m) => m.id === text || m.name === text);
-  if (exact) return exact;
-  const byPrefix = metas.filter((m) => m.id.startsWith(text));
-  if (byPrefix.length > 1) throw new TinycError(`${JSON.stringify(text)} names more than one container`);
-  return byPrefix[0];
-}
 
 const ADJECTIVES = ["brave", "calm", "eager", "fond", "keen", "lucid", "merry", "quiet", "swift", "tidy"];
 const NOUNS = ["otter", "heron", "maple", "comet", "ember", "fjord", "lynx", "pebble", "quartz", "wren"];
@@ -85,7 +46,7 @@ export function parseImageRun(args: string[]): ImageRunArgs | undefined {
   const a = minimist(args, {
     boolean: ["rm", "detach", "interactive", "tty", "read-only", "help"],
     string: ["name", "env", "env-file", "workdir", "user", "volume", "tmpfs", "hostname",
-      "entrypoint", "pull", "network", "platform", "label"],
+      "entrypoint", "pull", "network", "platform", "label", "storage-driver"],
     alias: { d: "detach", i: "interactive", t: "tty", e: "env", w: "workdir", u: "user",
       v: "volume", h: "hostname", l: "label" },
     stopEarly: true,
@@ -109,6 +70,25 @@ async function imageFor(ref: string, policy: string, platform: string | undefine
     img = store.resolveImage(ref);
   }
   return img;
+}
+
+/**
+ * How the container's root file system is made: the kernel's overlayfs (inside the user
+ * namespace from Linux 5.11 on), or a private copy of the image's files. fuse-overlayfs, the
+ * usual middle ground, is not supported. --storage-driver or TINYC_STORAGE_DRIVER forces one.
+ */
+function storageDriver(flag: string | undefined): "overlay" | "copy" {
+  const asked = flag ?? process.env.TINYC_STORAGE_DRIVER;
+  if (asked === "overlay" || asked === "copy") return asked;
+  if (asked !== undefined) {
+    throw new TinycError(`--storage-driver ${JSON.stringify(asked)}: expected overlay or copy`, {
+      exitCode: EXIT.engine,
+      hint: asked === "fuse-overlayfs" ? "fuse-overlayfs is not supported" : undefined,
+    });
+  }
+  const [major, minor] = release().split(".").map(Number);
+  const overlayInUserns = major > 5 || (major === 5 && minor >= 11);
+  return process.getuid!() === 0 || overlayInUserns ? "overlay" : "copy";
 }
 
 export async function runImage(r: ImageRunArgs, globals: Globals): Promise<number> {
@@ -156,9 +136,14 @@ export async function runImage(r: ImageRunArgs, globals: Globals): Promise<numbe
       lookup: lower,
       labels: Object.fromEntries(list(a.label).map((l) => [l.split("=")[0], l.split("=").slice(1).join("=")])),
     });
+    const driver = storageDriver(a["storage-driver"]);
+    log("info", `root file system: ${driver === "overlay" ? "kernel overlayfs" : "a copy of the image"}`);
+    if (driver === "copy") await copyImage(lower, dir);
     spec.annotations = {
       ...spec.annotations,
-      [OVERLAY_ANNOTATION]: JSON.stringify({ lower, upper: join(dir, "upper"), work: join(dir, "work") }),
+      ...(driver === "overlay" && {
+        [OVERLAY_ANNOTATION]: JSON.stringify({ lower, upper: join(dir, "upper"), work: join(dir, "work") }),
+      }),
       "run.tinyc.image": familiarReference(parseReference(r.image)),
       "run.tinyc.name": name,
     };
@@ -195,6 +180,14 @@ export async function runImage(r: ImageRunArgs, globals: Globals): Promise<numbe
   } finally {
     if (removeAfter) removeContainerDir(dir);
   }
+}
+
+/** The copy driver: the image's files into DIR/rootfs, owners kept (in the user namespace). */
+async function copyImage(lower: string[], dir: string): Promise<void> {
+  const mnt = join(dir, "work");
+  const cp = ["cp", "-a", "--", `${mnt}/.`, join(dir, "rootfs")];
+  const r = await runInUserns(cp, { overlay: { lower, at: mnt } });
+  if (r.code !== 0) throw new TinycError(`copying the image's files failed (status ${r.code})`);
 }
 
 function removeContainerDir(dir: string): void {

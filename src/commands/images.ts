@@ -17,6 +17,7 @@ import {
   parseReference,
 } from "../image/reference";
 import { RegistryClient } from "../image/registry";
+import { allMetas } from "../image/containers";
 import { ImageStore, type Image } from "../image/store";
 import { parsePlatform } from "../image/types";
 import { unpackLayer, type UnpackNotes } from "../image/unpack";
@@ -321,7 +322,10 @@ flags:
     let failed = 0;
     for (const r of refs) {
       try {
-        const { untagged, deleted } = await store.removeImage(r, !!a.force);
+        const { untagged, deleted } = await store.removeImage(r, !!a.force, (img) => {
+          const user = allMetas().find((m) => m.imageId === img.id);
+          return user && `container ${JSON.stringify(user.name)}`;
+        });
         for (const u of untagged) out(`Untagged: ${u}\n`);
         for (const d of deleted) out(`Deleted: ${d}\n`);
       } catch (e) {

@@ -36,7 +36,8 @@ generated; with --bundle the first argument is the id; otherwise it is an image 
 
 docker flags, for an image: --rm, -d, --name N, -e K=V, --env-file F, -w DIR, -u USER[:GROUP],
 -v HOST:CTR[:ro], --read-only, --tmpfs PATH[:OPTS], -h NAME, --entrypoint CMD, -i, -t,
---pull missing|always|never, --network none|host, --platform OS/ARCH, -l KEY=VALUE.
+--pull missing|always|never, --network none|host, --platform OS/ARCH, -l KEY=VALUE,
+--storage-driver overlay|copy (default: the kernel's overlayfs where it works without root).
 
 flags:
   --bundle, -b DIR    the bundle folder
