@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "tinyc.h"
+#include "util.h"
 
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
@@ -79,18 +80,7 @@ static void scopy(char *dst, const char *src, size_t cap)
 /* "/proc/self/fd/N": mount(2) and friends take a path, this one names an fd we hold. */
 static void fd_path(char *buf, int fd)
 {
-	static const char prefix[] = "/proc/self/fd/";
-	char digits[12];
-	int n = 0, i;
-
-	memcpy(buf, prefix, sizeof(prefix));
-	do {
-		digits[n++] = '0' + fd % 10;
-		fd /= 10;
-	} while (fd);
-	for (i = 0; i < n; i++)
-		buf[sizeof(prefix) - 1 + i] = digits[n - 1 - i];
-	buf[sizeof(prefix) - 1 + n] = 0;
+	path_with_number(buf, "/proc/self/fd/", fd);
 }
 
 static void send_report(struct child *c, uint32_t kind, int err, int pid, const char *path)
@@ -749,45 +739,6 @@ static void step_ready(struct child *c, const struct tc_step *s)
 		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
-/* Sends FD to the parent over SOCK with SCM_RIGHTS. */
-static int send_fd(int sock, int fd)
-{
-	char data = 't';
-	struct iovec iov = { .iov_base = &data, .iov_len = 1 };
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-			      .msg_controllen = sizeof(u.buf) };
-	struct cmsghdr *cmsg;
-
-	memset(u.buf, 0, sizeof(u.buf));
-	cmsg = CMSG_FIRSTHDR(&msg);
-	cmsg->cmsg_level = SOL_SOCKET;
-	cmsg->cmsg_type = SCM_RIGHTS;
-	cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
-	return sendmsg(sock, &msg, MSG_NOSIGNAL) < 0 ? -errno : 0;
-}
-
-/* "/dev/pts/N" for the terminal's number. */
-static void pts_path(char *buf, unsigned int n)
-{
-	static const char prefix[] = "/dev/pts/";
-	char digits[12];
-	int len = 0, i;
-
-	memcpy(buf, prefix, sizeof(prefix));
-	do {
-		digits[len++] = '0' + n % 10;
-		n /= 10;
-	} while (n);
-	for (i = 0; i < len; i++)
-		buf[sizeof(prefix) - 1 + i] = digits[len - 1 - i];
-	buf[sizeof(prefix) - 1 + len] = 0;
-}
-
 /*
  * The terminal is made inside the container, from its own /dev/ptmx, so that the program sees
  * /dev/pts/N of its own devpts (ttyname works). The master goes to the parent over the socket
@@ -807,13 +758,13 @@ static void step_console(struct child *c, const struct tc_step *s)
 	slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
 	if (slave < 0)
 		die(c, errno, "/dev/ptmx");
-	ret = send_fd(sock, master);
+	ret = send_fd_on(sock, master, "t", 1);
 	if (ret < 0)
 		die(c, -ret, "console socket");
 	close(master);
 	close(sock);
 
-	pts_path(path, n);
+	path_with_number(path, "/dev/pts/", n);
 	ret = open("/dev/console", O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (ret >= 0) {
 		close(ret);

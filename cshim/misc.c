@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "tinyc.h"
+#include "util.h"
 
 int tc_pidfd_open(int32_t pid)
 {
@@ -45,15 +46,6 @@ int tc_flock(int32_t fd, int32_t op)
 int tc_send_fd(const char *path, int32_t fd)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	char data[] = "/dev/ptmx";
-	struct iovec iov = { .iov_base = data, .iov_len = sizeof(data) - 1 };
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-			      .msg_controllen = sizeof(u.buf) };
-	struct cmsghdr *cmsg;
 	int sock, err = 0;
 
 	if (strlen(path) >= sizeof(addr.sun_path))
@@ -62,19 +54,10 @@ int tc_send_fd(const char *path, int32_t fd)
 	sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (sock < 0)
 		return -errno;
-	if (connect(sock, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+	if (connect(sock, (struct sockaddr *)&addr, sizeof(addr)) < 0)
 		err = -errno;
-		goto out;
-	}
-	memset(u.buf, 0, sizeof(u.buf));
-	cmsg = CMSG_FIRSTHDR(&msg);
-	cmsg->cmsg_level = SOL_SOCKET;
-	cmsg->cmsg_type = SCM_RIGHTS;
-	cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
-	if (sendmsg(sock, &msg, MSG_NOSIGNAL) < 0)
-		err = -errno;
-out:
+	else
+		err = send_fd_on(sock, fd, "/dev/ptmx", 9);
 	close(sock);
 	return err;
 }

@@ -68,7 +68,7 @@ async function main(argv: string[]): Promise<number> {
     systemdCgroup: !!g["systemd-cgroup"] || manager === "systemd",
     noCgroups: manager === "disabled",
   };
-  return await command.run(rest, globalsOut);
+  return await (await command.load()).run(rest, globalsOut);
 }
 
 function reportAndExit(e: unknown): never {

@@ -225,7 +225,6 @@ export const psCommandDocker = async (args: string[], globals: Globals): Promise
 };
 
 export const rmCommand = {
-  summary: "remove containers made from images (-f: also running ones)",
   help: "usage: tinyc rm [-f] CONTAINER...\n\nRemoves containers by name or id; -f kills running ones first.\n",
   async run(args: string[], globals: Globals): Promise<number> {
     const a = minimist(args, { boolean: ["force", "help"], alias: { f: "force", h: "help" } });
@@ -267,7 +266,6 @@ function containerLayers(m: ContainerMeta): string[] {
 }
 
 export const exportCommand = {
-  summary: "write a container's file system as a tar stream (docker export)",
   help: "usage: tinyc export [-o FILE] CONTAINER\n\nWrites the container's files as a tarball to stdout or FILE.\n",
   async run(args: string[]): Promise<number> {
     const a = minimist(args, { string: ["output"], boolean: ["help"], alias: { o: "output", h: "help" } });
@@ -290,7 +288,6 @@ export const exportCommand = {
 };
 
 export const bundleCommand = {
-  summary: "write an image out as an OCI bundle (config.json and rootfs) for tinyc run",
   help: `usage: tinyc bundle [docker run flags] IMAGE DIR
 
 Writes DIR/config.json, made from the image as "tinyc run IMAGE" makes it, and DIR/rootfs, a

@@ -10,7 +10,7 @@ import { loadBundle } from "../runtime/bundle";
 import { hasHooks, runCreateHooks } from "../runtime/hooks";
 import { launch, prepare } from "../runtime/launch";
 import { rootfsPath } from "../runtime/plan";
-import { defaultStateRoot, processStart, StateStore } from "../runtime/state";
+import { defaultStateRoot, newState, StateStore } from "../runtime/state";
 import type { Command } from "./index";
 
 const help = `usage: tinyc create [flags] ID
@@ -46,7 +46,6 @@ export function parsePreserveFds(value: unknown): number {
 }
 
 export const createCommand: Command = {
-  summary: "create a container from a bundle; it waits for start",
   help,
   async run(args: string[], globals: Globals) {
     const a = minimist(args, {
@@ -107,22 +106,8 @@ export const createCommand: Command = {
           closeSync(master);
         }
       }
-      store.write({
-        ociVersion: spec.ociVersion,
-        id,
-        status: "created",
-        pid,
-        bundle: dir,
-        rootfs: rootfsPath(spec, dir),
-        created: new Date().toISOString(),
-        annotations: spec.annotations,
-        pidStart: processStart(pid),
-        owner: process.getuid!(),
-        process: spec.process,
-        hooks: spec.hooks,
-        seccomp: spec.linux?.seccomp,
-        cgroup,
-      });
+      const at = { id, bundle: dir, rootfs: rootfsPath(spec, dir), pid, cgroup };
+      store.write(newState(spec, at, "created"));
       if (a["pid-file"]) writePidFile(a["pid-file"], pid);
       done = true;
       return 0;

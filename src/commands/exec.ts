@@ -92,7 +92,6 @@ function processFromFlags(a: minimist.ParsedArgs, base: Process | undefined): Pr
 }
 
 export const execCommand: Command = {
-  summary: "run another process in a running container",
   help,
   async run(args: string[], globals: Globals) {
     const a = minimist(args, {

@@ -38,7 +38,6 @@ function features(): Record<string, unknown> {
 }
 
 export const featuresCommand: Command = {
-  summary: "print what this runtime implements (OCI features JSON)",
   help: "usage: tinyc features\n\nPrints the OCI features document of this build.\n",
   run(args) {
     const a = minimist(args, { boolean: ["help"], alias: { h: "help" } });

@@ -162,7 +162,6 @@ class LayerProgress implements Progress {
 }
 
 export const pullCommand: Command = {
-  summary: "pull an image from a registry",
   help: `usage: tinyc pull [--platform OS/ARCH[/VARIANT]] [-q] REFERENCE
 
 Downloads the image into the image store ($TINYC_DATA, else ~/.local/share/tinyc, or
@@ -225,7 +224,6 @@ function table(rows: string[][]): string {
 }
 
 export const imagesCommand: Command = {
-  summary: "list the images in the store",
   help: `usage: tinyc images [-q] [--format table|json] [--no-trunc] [--digests] [REPOSITORY[:TAG]]
 
 flags:
@@ -304,7 +302,6 @@ function jsonRow(r: { img: Image; repo: string; tag: string; digest: string }, i
 }
 
 export const rmiCommand: Command = {
-  summary: "remove images",
   help: `usage: tinyc rmi [-f] IMAGE...
 
 Untags each name; an image whose last name goes (or that is named by id) is deleted, with the
@@ -340,7 +337,6 @@ flags:
 };
 
 export const loadCommand: Command = {
-  summary: "load images from a docker save or OCI archive",
   help: `usage: tinyc load [-i FILE] [-q]
 
 Reads a tarball written by \`docker save\` (or \`tinyc save\`) or an OCI image layout archive,
@@ -382,7 +378,6 @@ function openFile(file: string): ByteStream {
 }
 
 export const saveCommand: Command = {
-  summary: "write images to a tarball (docker save format, also an OCI layout)",
   help: `usage: tinyc save [-o FILE] IMAGE...
 
 Writes the images to FILE (made through a temporary file, so a failure leaves none) or to
@@ -434,7 +429,6 @@ async function saveToFile(store: ImageStore, refs: string[], file: string): Prom
 }
 
 export const importCommand: Command = {
-  summary: "make an image from a root filesystem tarball",
   help: `usage: tinyc import [-c CHANGE]... [-m MESSAGE] FILE|- [REFERENCE]
 
 The tarball (plain, gzip or zstd; "-" reads standard input) becomes the one layer of a new
@@ -468,7 +462,6 @@ flags:
 };
 
 export const tagCommand: Command = {
-  summary: "give an image another name",
   help: `usage: tinyc tag SOURCE TARGET
 
 TARGET names the image SOURCE names (a name or an id).
@@ -512,7 +505,6 @@ async function passwordFromStdin(): Promise<string> {
 }
 
 export const loginCommand: Command = {
-  summary: "store credentials for a registry",
   help: `usage: tinyc login [-u USER] [--password-stdin | -p PASSWORD] [REGISTRY]
 
 Checks the credentials against REGISTRY (default docker.io) and stores them in
@@ -561,7 +553,6 @@ async function askCredentials(a: minimist.ParsedArgs): Promise<Credentials> {
 }
 
 export const logoutCommand: Command = {
-  summary: "forget the credentials of a registry",
   help: `usage: tinyc logout [REGISTRY]
 
 Removes REGISTRY's (default docker.io) entry from tinyc's auth.json.
@@ -580,7 +571,6 @@ Removes REGISTRY's (default docker.io) entry from tinyc's auth.json.
 };
 
 export const unpackCommand: Command = {
-  summary: "unpack one layer blob into an empty folder (used by tinyc itself)",
   help: `usage: tinyc _unpack SRC DEST
 
 Unpacks the layer at SRC ("-": standard input) into the empty folder DEST and prints what it
@@ -597,18 +587,4 @@ noted as JSON. tinyc runs it inside a user namespace that maps the layer's owner
     out(JSON.stringify(notes) + "\n");
     return 0;
   },
-};
-
-/** The commands of this file by verb, for src/commands/index.ts. */
-export const imageCommands: Record<string, Command> = {
-  pull: pullCommand,
-  images: imagesCommand,
-  rmi: rmiCommand,
-  load: loadCommand,
-  save: saveCommand,
-  import: importCommand,
-  tag: tagCommand,
-  login: loginCommand,
-  logout: logoutCommand,
-  _unpack: unpackCommand,
 };

@@ -1,50 +1,71 @@
-// The verbs of the command line, and the overview `tinyc --help` prints.
+// The verbs of the command line, and the overview `tinyc --help` prints. Each verb's module
+// is loaded only when that verb runs: tinyc is started thousands of times from scripts, and
+// module set-up is a large part of a short run.
 
 import type { Globals } from "../cli";
-import { specCommand } from "./spec";
-import { runCommand } from "./run";
-import { createCommand } from "./create";
-import { startCommand } from "./start";
-import { execCommand } from "./exec";
-import { featuresCommand } from "./features";
-import { infoCommand } from "./info";
-import { imageCommands } from "./images";
-import { bundleCommand, exportCommand, rmCommand } from "./container";
-import {
-  deleteCommand,
-  killCommand,
-  listCommand,
-  pauseCommand,
-  psCommand,
-  resumeCommand,
-  stateCommand,
-} from "./lifecycle";
 
 export interface Command {
-  summary: string;
   help: string;
   run(args: string[], globals: Globals): Promise<number> | number;
 }
 
-export const commands: Record<string, Command> = {
-  spec: specCommand,
-  run: runCommand,
-  create: createCommand,
-  start: startCommand,
-  state: stateCommand,
-  kill: killCommand,
-  delete: deleteCommand,
-  list: listCommand,
-  ps: psCommand,
-  exec: execCommand,
-  pause: pauseCommand,
-  resume: resumeCommand,
-  features: featuresCommand,
-  info: infoCommand,
-  ...imageCommands,
-  rm: rmCommand,
-  export: exportCommand,
-  bundle: bundleCommand,
+export interface Verb {
+  summary: string;
+  load(): Promise<Command>;
+}
+
+const verb = (summary: string, load: () => Promise<Command>): Verb => ({ summary, load });
+
+export const commands: Record<string, Verb> = {
+  spec: verb("write a config.json for a bundle (runc's template)",
+    async () => (await import("./spec")).specCommand),
+  run: verb("run a bundle, or an image, in the foreground (or --detach)",
+    async () => (await import("./run")).runCommand),
+  create: verb("create a container from a bundle; it waits for start",
+    async () => (await import("./create")).createCommand),
+  start: verb("run the program of a created container",
+    async () => (await import("./start")).startCommand),
+  state: verb("print the OCI state of a container as JSON",
+    async () => (await import("./lifecycle")).stateCommand),
+  kill: verb("send a signal (default TERM) to a container's process",
+    async () => (await import("./lifecycle")).killCommand),
+  delete: verb("remove a stopped (or, with --force, any) container",
+    async () => (await import("./lifecycle")).deleteCommand),
+  list: verb("list the runtime's containers", async () => (await import("./lifecycle")).listCommand),
+  ps: verb("list a container's processes, or (without an id) the containers of images",
+    async () => (await import("./lifecycle")).psCommand),
+  exec: verb("run another process in a running container",
+    async () => (await import("./exec")).execCommand),
+  pause: verb("freeze every process of a container",
+    async () => (await import("./lifecycle")).pauseCommand),
+  resume: verb("thaw a paused container", async () => (await import("./lifecycle")).resumeCommand),
+  features: verb("print what this runtime implements (OCI features JSON)",
+    async () => (await import("./features")).featuresCommand),
+  info: verb("what this host offers tinyc, and what is missing",
+    async () => (await import("./info")).infoCommand),
+  pull: verb("pull an image from a registry", async () => (await import("./images")).pullCommand),
+  images: verb("list the images in the store",
+    async () => (await import("./images")).imagesCommand),
+  rmi: verb("remove images", async () => (await import("./images")).rmiCommand),
+  load: verb("load images from a docker save or OCI archive",
+    async () => (await import("./images")).loadCommand),
+  save: verb("write images to a tarball (docker save format, also an OCI layout)",
+    async () => (await import("./images")).saveCommand),
+  import: verb("make an image from a root filesystem tarball",
+    async () => (await import("./images")).importCommand),
+  tag: verb("give an image another name", async () => (await import("./images")).tagCommand),
+  login: verb("store credentials for a registry",
+    async () => (await import("./images")).loginCommand),
+  logout: verb("forget the credentials of a registry",
+    async () => (await import("./images")).logoutCommand),
+  rm: verb("remove containers made from images (-f: also running ones)",
+    async () => (await import("./container")).rmCommand),
+  export: verb("write a container's file system as a tar stream (docker export)",
+    async () => (await import("./container")).exportCommand),
+  bundle: verb("write an image out as an OCI bundle (config.json and rootfs)",
+    async () => (await import("./container")).bundleCommand),
+  _unpack: verb("unpack one layer blob into an empty folder (used by tinyc itself)",
+    async () => (await import("./images")).unpackCommand),
 };
 
 export function usage(): string {

@@ -100,7 +100,6 @@ function facts(): Fact[] {
 }
 
 export const infoCommand: Command = {
-  summary: "what this host offers tinyc, and what is missing",
   help: "usage: tinyc info [--format json]\n\nPrints versions and the kernel features tinyc uses.\n",
   run(args, globals: Globals) {
     const a = minimist(args, {

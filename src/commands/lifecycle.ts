@@ -17,7 +17,6 @@ import {
   waitGone,
 } from "../runtime/container";
 import { runHooksWarn } from "../runtime/hooks";
-import { psCommandDocker } from "./container";
 import { cgroupPids, freeze } from "../runtime/cgroups";
 import { defaultStateRoot, StateStore } from "../runtime/state";
 import type { Command } from "./index";
@@ -42,7 +41,6 @@ function helpOr(a: minimist.ParsedArgs, help: string): boolean {
 }
 
 export const stateCommand: Command = {
-  summary: "print the OCI state of a container as JSON",
   help: "usage: tinyc state ID\n\nPrints the container's state (the OCI state JSON).\n",
   run(args, globals) {
     const a = minimist(args, { boolean: ["help"], alias: { h: "help" } });
@@ -55,7 +53,6 @@ export const stateCommand: Command = {
 };
 
 export const killCommand: Command = {
-  summary: "send a signal (default TERM) to a container's process",
   help: `usage: tinyc kill [--all] ID [SIGNAL]
        tinyc kill -s SIGNAL ID
 
@@ -89,7 +86,6 @@ flags:
 };
 
 export const deleteCommand: Command = {
-  summary: "remove a stopped (or, with --force, any) container",
   help: `usage: tinyc delete [--force] ID
 
 Removes the container's state. A container that still runs is refused unless --force, which
@@ -146,7 +142,6 @@ kills it first. With --force an id that does not exist is not an error.
 };
 
 export const listCommand: Command = {
-  summary: "list the runtime's containers",
   help: `usage: tinyc list [--format table|json] [--quiet]
 
 flags:
@@ -186,14 +181,13 @@ flags:
 };
 
 export const psCommand: Command = {
-  summary: "list the processes of a container",
   help: `usage: tinyc ps [--format table|json] ID
        tinyc ps [-a] [-q] [--format json]
 
 With an id, the processes of that container (--format json: the pids). Without one, the
 containers made from images, as docker lists them (-a: stopped ones too).
 `,
-  run(args, globals) {
+  async run(args, globals) {
     const a = minimist(args, {
       boolean: ["help", "all", "quiet", "no-trunc"],
       string: ["format"],
@@ -201,7 +195,7 @@ containers made from images, as docker lists them (-a: stopped ones too).
     });
     if (helpOr(a, this.help)) return 0;
     // Without an id, docker's form: the containers made from images.
-    if (a._.length === 0) return psCommandDocker(args, globals);
+    if (a._.length === 0) return (await import("./container")).psCommandDocker(args, globals);
     const id = needId("ps", a);
     const s = store(globals);
     const st = mustLoad(s, id);
@@ -221,7 +215,6 @@ containers made from images, as docker lists them (-a: stopped ones too).
 
 function pauseOrResume(verb: "pause" | "resume"): Command {
   return {
-    summary: verb === "pause" ? "freeze every process of a container" : "thaw a paused container",
     help: `usage: tinyc ${verb} ID\n\nNeeds the container to have a cgroup with a freezer.\n`,
     run(args, globals) {
       const a = minimist(args, { boolean: ["help"], alias: { h: "help" } });

@@ -18,9 +18,8 @@ import { hasHooks, runCreateHooks, runHooks, runHooksWarn } from "../runtime/hoo
 import { launch, prepare, type Prepared } from "../runtime/launch";
 import { rootfsPath } from "../runtime/plan";
 import { removeWhenEmpty } from "../runtime/container";
-import { defaultStateRoot, newId, processStart, StateStore } from "../runtime/state";
+import { defaultStateRoot, newId, newState, StateStore } from "../runtime/state";
 import type { Command } from "./index";
-import { parseImageRun, runImage } from "./container";
 
 const help = `usage: tinyc run [flags] BUNDLE [ID]
        tinyc run [flags] --bundle DIR ID
@@ -127,14 +126,16 @@ export function printPlan(p: Prepared): void {
 }
 
 export const runCommand: Command = {
-  summary: "run a bundle's container in the foreground (or --detach)",
   help,
   async run(args: string[], globals: Globals) {
     const bundleFlag = args.some((x) => x === "-b" || x === "--bundle" || x.startsWith("--bundle="));
-    const image = bundleFlag ? undefined : parseImageRun(args);
-    if (image && !isPath(image.image) && !image.a.help) {
+    // The image code is loaded only for an image: a bundle run stays as small as it can be.
+    const first = args.find((x) => !x.startsWith("-"));
+    const container = bundleFlag || !first || isPath(first) ? undefined : await import("./container");
+    const image = container?.parseImageRun(args);
+    if (container && image && !isPath(image.image) && !image.a.help) {
       try {
-        return await runImage(image, globals);
+        return await container.runImage(image, globals);
       } catch (e) {
         if (e instanceof TinycError && e.exitCode === 1) e.exitCode = EXIT.engine;
         throw e;
@@ -220,22 +221,8 @@ export async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
       master = receiveFd(pair.parent);
       closeSync(pair.parent);
     }
-    store.write({
-      ociVersion: spec.ociVersion,
-      id: r.id,
-      status: "running",
-      pid,
-      bundle: dir,
-      rootfs: rootfsPath(spec, dir),
-      created: new Date().toISOString(),
-      annotations: spec.annotations,
-      pidStart: processStart(pid),
-      owner: process.getuid!(),
-      process: spec.process,
-      hooks: spec.hooks,
-      seccomp: spec.linux?.seccomp,
-      cgroup: cg,
-    });
+    const at = { id: r.id, bundle: dir, rootfs: rootfsPath(spec, dir), pid, cgroup: cg };
+    store.write(newState(spec, at, "running"));
     if (r.pidFile) writeFileSync(r.pidFile, String(pid));
     await runHooksWarn(spec.hooks, "poststart", { ...base, status: "running", pid }, { dir: stateDir });
     if (r.detach) {

@@ -7,7 +7,6 @@ import { defaultSeccompProfile } from "../seccomp/default";
 import type { Command } from "./index";
 
 export const specCommand: Command = {
-  summary: "write a config.json for a bundle (runc's template)",
   help: `usage: tinyc spec [--rootless] [--bundle DIR]
 
 Writes DIR/config.json (default: the current folder): runc's template, with a seccomp profile

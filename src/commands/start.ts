@@ -14,7 +14,6 @@ Lets a created container run its program.
 `;
 
 export const startCommand: Command = {
-  summary: "run the program of a created container",
   help,
   async run(args: string[], globals: Globals) {
     const a = minimist(args, { boolean: ["help"], alias: { h: "help" } });

@@ -8,7 +8,6 @@ import { F, PLAN, type Plan, type Step } from "../../ffi/plan";
 import { TinycError } from "../errors";
 import type { Mount, Process, Spec } from "../oci/config";
 import { CAPABILITIES, RLIMITS, type Seccomp } from "../oci/config";
-import { compileSeccomp } from "../seccomp/compile";
 import { isMapped, mapText, type UsernsMaps } from "./idmap";
 import {
   ATTR,
@@ -629,6 +628,8 @@ class Builder {
   seccomp(): Step | undefined {
     const profile = this.spec.linux?.seccomp;
     if (!profile) return undefined;
+    // The compiler and its syscall tables load only for a config that has a profile.
+    const { compileSeccomp } = require("../seccomp/compile") as typeof import("../seccomp/compile");
     const { filter, flags } = compileSeccomp(profile, process.arch);
     return {
       op: "seccomp",

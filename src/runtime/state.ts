@@ -4,7 +4,7 @@
 import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, readdirSync, lstatSync } from "node:fs";
 import { join } from "node:path";
 import { fromSystem, TinycError } from "../errors";
-import type { Hooks, Process, Seccomp } from "../oci/config";
+import type { Hooks, Process, Seccomp, Spec } from "../oci/config";
 import type { Cgroup } from "./cgroups";
 
 export interface ContainerState {
@@ -145,4 +145,28 @@ export function processStart(pid: number): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The state of a container whose first process PID has just been started. */
+export function newState(
+  spec: Spec,
+  at: { id: string; bundle: string; rootfs: string; pid: number; cgroup?: Cgroup },
+  status: "created" | "running",
+): ContainerState {
+  return {
+    ociVersion: spec.ociVersion,
+    id: at.id,
+    status,
+    pid: at.pid,
+    bundle: at.bundle,
+    rootfs: at.rootfs,
+    created: new Date().toISOString(),
+    annotations: spec.annotations,
+    pidStart: processStart(at.pid),
+    owner: process.getuid!(),
+    process: spec.process,
+    hooks: spec.hooks,
+    seccomp: spec.linux?.seccomp,
+    cgroup: at.cgroup,
+  };
 }

@@ -3,13 +3,21 @@
 // namespace whose /sys/fs/cgroup is that v2 tree, so tinyc takes the v2 path, as root.
 
 import { describe, expect, test } from "bun:test";
-import { IS_ROOT, TINYC, rootSkipReason, tinycSkipReason, fixtureSkipReason } from "./harness";
+import {
+  IS_ROOT,
+  TINYC,
+  ensureTinyc,
+  fixtureSkipReason,
+  rootSkipReason,
+  tinycSkipReason,
+} from "./harness";
 import { busybox } from "./runkit";
 
 const skip = rootSkipReason() ?? tinycSkipReason() ?? fixtureSkipReason("busybox");
 
 /** Runs `tinyc run BUNDLE` where /sys/fs/cgroup is a cgroup2 mount. */
 function runOnV2(bundle: string): { code: number; out: string } {
+  ensureTinyc();
   const script =
     'mount --make-rprivate / && mount -t cgroup2 none /sys/fs/cgroup && exec "$0" run "$1"';
   const r = Bun.spawnSync(["unshare", "-m", "sh", "-c", script, TINYC, bundle], {

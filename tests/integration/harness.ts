@@ -60,7 +60,8 @@ function removeTree(dir: string): void {
 // The executable, copied where the test user can reach it: CI clones under /root (0700).
 export const TINYC = path.join(RUN_DIR, "bin", "tinyc");
 
-function ensureTinyc(): void {
+/** Makes the copy of dist/tinyc again if a cleanup() removed it; tests that run it directly call it. */
+export function ensureTinyc(): void {
   if (fs.existsSync(TINYC) || !fs.existsSync(TINYC_DIST)) return;
   ensureDir(path.dirname(TINYC));
   fs.copyFileSync(TINYC_DIST, TINYC + ".tmp");
@@ -429,10 +430,17 @@ export async function makeBundle(opts: BundleOptions): Promise<Bundle> {
 
 /** Removes what this test process made: bundles, scratch and runtime folders, the copy of
  * tinyc. Fit for afterAll; the helpers make again whatever a later test file needs. */
+/**
+ * Removes what the tests of one file made. The copy of tinyc stays for the files that follow in
+ * the same process (some run it directly); the whole folder goes when the process exits.
+ */
 export function cleanup(): void {
-  removeTree(RUN_DIR);
+  if (!fs.existsSync(RUN_DIR)) return;
+  for (const name of fs.readdirSync(RUN_DIR)) {
+    if (name !== "bin") removeTree(path.join(RUN_DIR, name));
+  }
 }
-process.on("exit", cleanup);
+process.on("exit", () => removeTree(RUN_DIR));
 
 let usernsCache: string | null | undefined;
 

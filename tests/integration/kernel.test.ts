@@ -10,6 +10,7 @@ import {
   TINYC,
   TINYC_DIST,
   cleanup,
+  ensureTinyc,
   fixtureSkipReason,
   requireUserns,
   rootSkipReason,
@@ -62,6 +63,7 @@ describe.skipIf(noUserns !== null)("a kernel that refuses user namespaces", () =
       },
     });
     try {
+      ensureTinyc();
       const script = 'echo 0 > /proc/sys/user/max_user_namespaces && exec "$0" run "$1"';
       const r = await runCommand(["unshare", "-U", "-r", "sh", "-c", script, TINYC, bundle.dir], {
         as: "rootless",
