@@ -100,7 +100,7 @@ export async function runImage(r: ImageRunArgs, globals: Globals): Promise<numbe
     });
   }
   const detach = !!a.detach;
-  if (detach && a.rm) log("debug", "--rm with -d: the container is removed by tinyc rm");
+  await sweepEnded(globals);
   const store = openStore();
   const img = await imageFor(r.image, a.pull ?? "missing", a.platform);
   const config = store.imageConfig(img);
@@ -155,6 +155,7 @@ export async function runImage(r: ImageRunArgs, globals: Globals): Promise<numbe
       imageId: img.id,
       command: spec.process!.args!,
       created: new Date().toISOString(),
+      autoRemove: detach && !!a.rm,
     };
     writeFileSync(join(dir, "meta.json"), JSON.stringify(meta));
 
@@ -172,8 +173,14 @@ export async function runImage(r: ImageRunArgs, globals: Globals): Promise<numbe
       writeFileSync(1, `${id}\n`);
       return 0;
     }
-    return await runBundle({ bundle: dir, id, detach: false, keep: !a.rm, noPivot: false,
-      preserveFds: 0, plan: false }, globals);
+    // Without -i the container's stdin is empty, as docker has it.
+    const stdin = a.interactive || a.tty ? undefined : openSync("/dev/null", "r");
+    try {
+      return await runBundle({ bundle: dir, id, detach: false, keep: !a.rm, noPivot: false,
+        preserveFds: 0, plan: false, stdio: stdin === undefined ? undefined : [stdin, 1, 2] }, globals);
+    } finally {
+      if (stdin !== undefined) closeSync(stdin);
+    }
   } catch (e) {
     removeAfter = true;
     throw e;
@@ -190,6 +197,21 @@ async function copyImage(lower: string[], dir: string): Promise<void> {
   if (r.code !== 0) throw new TinycError(`copying the image's files failed (status ${r.code})`);
 }
 
+/**
+ * Without a daemon nobody watches a `-d --rm` container: the next tinyc run, ps or rm removes
+ * those that have ended.
+ */
+async function sweepEnded(globals: Globals): Promise<void> {
+  const states = new StateStore(globals.root ?? defaultStateRoot());
+  for (const m of allMetas()) {
+    if (!m.autoRemove) continue;
+    const st = states.read(m.id);
+    if (st && isAlive(st)) continue;
+    if (st) states.remove(m.id);
+    removeContainerDir(join(containersDir(), m.id));
+  }
+}
+
 function removeContainerDir(dir: string): void {
   try {
     rmSync(dir, { recursive: true, force: true });
@@ -203,6 +225,7 @@ function removeContainerDir(dir: string): void {
 export const psCommandDocker = async (args: string[], globals: Globals): Promise<number> => {
   const a = minimist(args, { boolean: ["all", "quiet", "no-trunc"], string: ["format"],
     alias: { a: "all", q: "quiet" } });
+  await sweepEnded(globals);
   const states = new StateStore(globals.root ?? defaultStateRoot());
   const rows = allMetas().map((m) => {
     const st = states.read(m.id);
@@ -232,6 +255,7 @@ export const rmCommand = {
       writeFileSync(1, this.help);
       return 0;
     }
+    await sweepEnded(globals);
     const states = new StateStore(globals.root ?? defaultStateRoot());
     let failed = 0;
     for (const text of a._.map(String)) {

@@ -1,4 +1,4 @@
-import { closeSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, statSync, writeFileSync, writeSync } from "node:fs";
 import minimist from "minimist";
 import {
   exitCodeOf,
@@ -30,8 +30,9 @@ signals sent to tinyc reach its first process, and tinyc exits with its status (
 128+S for death by signal S; 125 when tinyc itself failed, 126 when the program cannot be
 run, 127 when it is not found). Its state is removed when it ends.
 
-A first argument that is a path ("." or anything with a "/") is the bundle, and the id is
-generated; with --bundle the first argument is the id; otherwise it is an image reference.
+A first argument that is a path (".", "..", one that starts with "/", "./" or "../", or an
+existing folder) is the bundle, and the id is generated; with --bundle the first argument is
+the id; otherwise it is an image reference ("debian", "localhost:5000/app:1").
 
 docker flags, for an image: --rm, -d, --name N, -e K=V, --env-file F, -w DIR, -u USER[:GROUP],
 -v HOST:CTR[:ro], --read-only, --tmpfs PATH[:OPTS], -h NAME, --entrypoint CMD, -i, -t,
@@ -62,8 +63,35 @@ export interface RunArgs {
   stdio?: [number, number, number];
 }
 
+/**
+ * A bundle path, as opposed to an image reference: ".", "..", a path that starts with "/",
+ * "./" or "../", or an existing folder ("bundles/web"). "localhost:5000/debian" is an image.
+ */
 function isPath(arg: string): boolean {
-  return arg === "." || arg === ".." || arg.includes("/");
+  if (arg === "." || arg === ".." || /^(\/|\.\/|\.\.\/)/.test(arg)) return true;
+  try {
+    return arg.includes("/") && statSync(arg).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** Flags of run (runc's and docker's) that take a value, to find the first positional. */
+const VALUE_FLAGS = new Set([
+  "-b", "--bundle", "--pid-file", "--console-socket", "--preserve-fds", "-e", "--env",
+  "--env-file", "-w", "--workdir", "-u", "--user", "-v", "--volume", "--tmpfs", "-h",
+  "--hostname", "--entrypoint", "--pull", "--network", "--platform", "-l", "--label", "--name",
+  "--storage-driver",
+]);
+
+function firstPositional(args: string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === "--") return args[i + 1];
+    if (!a.startsWith("-") || a === "-") return a;
+    if (VALUE_FLAGS.has(a)) i++;
+  }
+  return undefined;
 }
 
 function parseArgs(args: string[]): RunArgs | "help" {
@@ -130,7 +158,7 @@ export const runCommand: Command = {
   async run(args: string[], globals: Globals) {
     const bundleFlag = args.some((x) => x === "-b" || x === "--bundle" || x.startsWith("--bundle="));
     // The image code is loaded only for an image: a bundle run stays as small as it can be.
-    const first = args.find((x) => !x.startsWith("-"));
+    const first = firstPositional(args);
     const container = bundleFlag || !first || isPath(first) ? undefined : await import("./container");
     const image = container?.parseImageRun(args);
     if (container && image && !isPath(image.image) && !image.a.help) {

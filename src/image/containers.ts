@@ -13,6 +13,8 @@ export interface ContainerMeta {
   imageId: string;
   command: string[];
   created: string;
+  /** -d --rm: removed by the next tinyc command that looks, once it has ended. */
+  autoRemove?: boolean;
 }
 
 export function containersDir(): string {

@@ -157,7 +157,11 @@ export function specFromImage(image: ContainerConfig, rootfs: string, f: RunFlag
   if (proc.args.length === 0 && f.fallbackArgs) proc.args = f.fallbackArgs;
   if (proc.args.length === 0) throw new TinycError("no command: the image has no Entrypoint or Cmd, and none was given");
   const envFiles = f.envFiles.flatMap(readEnvFile);
-  proc.env = mergeEnv([DEFAULT_PATH], image.Env ?? [], f.tty ? ["TERM=xterm"] : [], envFiles, f.env);
+  // -e NAME without a value passes the caller's NAME on, or nothing when it has none.
+  const flagEnv = f.env.flatMap((e) =>
+    e.includes("=") ? [e] : process.env[e] !== undefined ? [`${e}=${process.env[e]}`] : [],
+  );
+  proc.env = mergeEnv([DEFAULT_PATH], image.Env ?? [], f.tty ? ["TERM=xterm"] : [], envFiles, flagEnv);
   proc.cwd = f.workdir ?? (image.WorkingDir || "/");
   if (!isAbsolute(proc.cwd)) throw new TinycError(`-w ${JSON.stringify(proc.cwd)}: must be absolute`);
   const user = f.user ?? image.User;

@@ -27,7 +27,29 @@ export interface TestUser {
 
 // Everything a test process makes lives in one folder that every user can traverse (0755).
 // cleanup() may remove it between test files; each helper makes again what it needs.
-export const RUN_DIR = fs.mkdtempSync(path.join(TMP_BASE, "tinyc-it-"));
+/**
+ * bun test runs no exit handlers, so a test process cannot remove its own folder at the end:
+ * each folder carries its process's pid, and folders of processes that are gone are removed
+ * by the next test process of the same user.
+ */
+function sweepStale(): void {
+  for (const name of fs.readdirSync(TMP_BASE)) {
+    const m = /^tinyc-it-(\d+)-/.exec(name);
+    if (!m) continue;
+    const dir = path.join(TMP_BASE, name);
+    try {
+      if (fs.lstatSync(dir).uid !== process.getuid!()) continue;
+      process.kill(Number(m[1]), 0);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ESRCH") {
+        Bun.spawnSync(["rm", "-rf", "--one-file-system", dir], { stderr: "pipe" });
+      }
+    }
+  }
+}
+sweepStale();
+
+export const RUN_DIR = fs.mkdtempSync(path.join(TMP_BASE, `tinyc-it-${process.pid}-`));
 fs.chmodSync(RUN_DIR, 0o755);
 
 function ensureDir(dir: string, mode = 0o755, owner?: { uid: number; gid: number }): string {

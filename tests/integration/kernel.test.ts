@@ -25,10 +25,13 @@ const noTinyc = tinycSkipReason() ?? fixtureSkipReason("busybox");
 
 describe.skipIf((noTinyc ?? rootSkipReason()) !== null)("a noexec /tmp", () => {
   test("run loads its C library and runs a container with /tmp mounted noexec", () => {
-    // The bundle lives outside /tmp, which the private mount namespace covers with a noexec
-    // tmpfs; the executable is the one in dist/.
-    const dir = fs.mkdtempSync(path.join(REPO, ".cache", "noexec-"));
+    // The executable and the bundle live outside /tmp (the checkout may be under it), which
+    // the private mount namespace covers with a noexec tmpfs.
+    const dir = fs.mkdtempSync("/var/tmp/tinyc-noexec-");
     try {
+      const bin = path.join(dir, "tinyc");
+      fs.copyFileSync(TINYC_DIST, bin);
+      fs.chmodSync(bin, 0o755);
       fs.cpSync(path.join(REPO, ".cache/fixtures/busybox"), path.join(dir, "rootfs"), {
         recursive: true,
         verbatimSymlinks: true,
@@ -38,7 +41,7 @@ describe.skipIf((noTinyc ?? rootSkipReason()) !== null)("a noexec /tmp", () => {
       fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(spec));
       const script = 'mount -t tmpfs -o noexec tmpfs /tmp && exec "$0" run "$1"';
       const r = Bun.spawnSync(["unshare", "-m", "--propagation", "private", "sh", "-c", script,
-        TINYC_DIST, dir], { stdout: "pipe", stderr: "pipe" });
+        bin, dir], { stdout: "pipe", stderr: "pipe" });
       expect({ code: r.exitCode, out: r.stdout.toString().trim(), err: r.stderr.toString() })
         .toEqual({ code: 0, out: "ran", err: "" });
     } finally {
