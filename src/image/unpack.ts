@@ -195,7 +195,10 @@ class Unpacker {
         fs.symlinkSync(e.linkname, target);
         break;
       case "hardlink":
-        return this.hardlink(e, target);
+        // The link's own header then sets the shared file's owner and mode, as docker's and
+        // podman's unpackers do.
+        this.hardlink(e, target);
+        break;
       case "fifo":
         this.sys.mkfifo(target, 0o600);
         break;
