@@ -467,20 +467,25 @@ static void step_propagation(struct child *c, const struct tc_step *s)
 	close(fd);
 }
 
-static void step_symlink(struct child *c, const struct tc_step *s)
+/* Opens the folder that holds PATH inside the rootfs; *name is set to PATH's last part. */
+static int open_parent_in_root(struct child *c, const char *path, const char **name)
 {
-	const char *text = str(c, s->s1), *path = str(c, s->s2);
 	char parent[4096];
-	const char *name = path;
 	size_t i, cut = 0;
-	int dir;
 
 	for (i = 0; path[i]; i++)
 		if (path[i] == '/')
 			cut = i;
 	scopy(parent, path, cut + 1 < sizeof(parent) ? cut + 1 : sizeof(parent));
-	name = path + cut + (path[cut] == '/');
-	dir = open_in_root(c, cut ? parent : "/", 0);
+	*name = path + cut + (path[cut] == '/');
+	return open_in_root(c, cut ? parent : "/", 0);
+}
+
+static void step_symlink(struct child *c, const struct tc_step *s)
+{
+	const char *text = str(c, s->s1), *path = str(c, s->s2), *name;
+	int dir = open_parent_in_root(c, path, &name);
+
 	if (dir < 0)
 		die(c, errno, path);
 	if (symlinkat(text, dir, name) < 0 && errno != EEXIST)
@@ -490,21 +495,14 @@ static void step_symlink(struct child *c, const struct tc_step *s)
 
 static void step_mknod(struct child *c, const struct tc_step *s)
 {
-	const char *path = str(c, s->s2);
-	char parent[4096];
-	size_t i, cut = 0;
-	int dir;
+	const char *path = str(c, s->s2), *name;
+	int dir = open_parent_in_root(c, path, &name);
 
-	for (i = 0; path[i]; i++)
-		if (path[i] == '/')
-			cut = i;
-	scopy(parent, path, cut + 1 < sizeof(parent) ? cut + 1 : sizeof(parent));
-	dir = open_in_root(c, cut ? parent : "/", 0);
 	if (dir < 0)
 		die(c, errno, path);
-	if (mknodat(dir, path + cut + 1, s->a, s->b) < 0 && errno != EEXIST)
+	if (mknodat(dir, name, s->a, s->b) < 0 && errno != EEXIST)
 		die(c, errno, path);
-	if (fchownat(dir, path + cut + 1, s->c >> 32, s->c & 0xffffffff, AT_SYMLINK_NOFOLLOW) < 0)
+	if (fchownat(dir, name, s->c >> 32, s->c & 0xffffffff, AT_SYMLINK_NOFOLLOW) < 0)
 		die(c, errno, path);
 	close(dir);
 }
