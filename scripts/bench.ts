@@ -1,14 +1,15 @@
 // Benchmarks tinyc against runc and crun on the same bundles, as root and rootless, and as the
-// runtime of rootless podman.
+// runtime of rootless podman; and tinyc's image commands against rootless podman's own.
 //
-// usage: bun scripts/bench.ts [--runs N] [--warmup N] [--json]
+// usage: bun scripts/bench.ts [--runs N] [--warmup N] [--only TEXT] [--json]
 //
 // Each workload is timed N times per runtime (a slow one may cap N). The runtimes take turns
 // within every iteration (and the first one rotates), so that noise on the machine falls on all
 // of them alike. Every command goes through scripts/bench/measure.c, which reports the wall time
 // from fork to reap, and the CPU time and peak RSS that wait4 gives for the runtime's process
 // tree (for podman, podman's). Everything made lives in one temporary folder, removed at exit,
-// also after Ctrl-C; container ids are unique per run.
+// also after Ctrl-C; container ids are unique per run. The image workloads pull from a
+// docker-registry this script starts on 127.0.0.1 and ends at exit; nothing reaches further.
 
 import { spawnSync } from "node:child_process";
 import {
@@ -18,6 +19,7 @@ import {
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import minimist from "minimist";
+import { pushImage, type Registry, rootfsTar, startRegistry, stopRegistry } from "./bench/images";
 
 const REPO = join(import.meta.dir, "..");
 const FIXTURE = join(REPO, ".cache/fixtures/busybox");
@@ -26,10 +28,14 @@ const NS_MARK = "TINYC_BENCH_CGROUP_NS";
 const TIMEOUT_S = 30;
 const PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-type RuntimeName = "tinyc" | "runc" | "crun";
+/**
+ * What a row times: a runtime, or for the image workloads podman as a whole engine, which they
+ * compare with tinyc's own image commands.
+ */
+type RuntimeName = "tinyc" | "runc" | "crun" | "podman";
 type ModeName = "root" | "rootless";
 
-interface Options { runs: number; warmup: number; json: boolean }
+interface Options { runs: number; warmup: number; json: boolean; only?: string }
 interface User { uid: number; gid: number }
 interface Mode { name: ModeName; user?: User }
 
@@ -39,43 +45,49 @@ interface Runtime {
   /** Where bin came from, for the report. */
   from: string;
   version: string;
-  /** Global flags: state goes to the run's temporary folder, never to /run. */
-  flags(state: string): string[];
+  /**
+   * Global flags: state goes to the run's temporary folder, never to /run; dir is the
+   * scenario's folder, where podman keeps its stores.
+   */
+  flags(state: string, dir: string): string[];
 }
 
 /** What a workload's commands get for one iteration. */
 interface Ctx { id: string; dir: string; bundle: string }
 
 /**
- * One thing to time. setup builds what the commands need inside dir (handed to the mode's user
- * afterwards) and returns the bundle, if the commands use one; the commands of a runtime (argv
- * after its global flags, or the client's arguments) run in order, must each exit 0, and make
- * one sample together.
+ * One thing to time, for the runtimes it has commands for. setup builds what the commands need
+ * inside dir (handed to the mode's user afterwards) and returns the bundle, if the commands use
+ * one; the commands of a runtime (argv after its global flags, or the engine's arguments) run in
+ * order, must each exit 0, and make one sample together.
+ *
+ * start runs once the scenario's folder belongs to the mode's user; a Failure it throws skips
+ * the scenario for every runtime. stop runs after start, also after a failure or Ctrl-C, and
+ * must not throw.
  */
 interface Workload {
   name: string;
   modes: ModeName[];
   setup(dir: string, mode: Mode): string;
-  commands: Record<RuntimeName, (c: Ctx) => string[][]>;
-  /** Present when a container engine drives the runtime: then the engine's command is timed. */
-  client?: Client;
+  commands: Partial<Record<RuntimeName, (c: Ctx) => string[][]>>;
+  /**
+   * Present when a container engine drives the runtime, which it is handed by path: the whole
+   * command for one of the workload's argv, with rt as the runtime. The engine's command is
+   * then what is timed.
+   */
+  engine?(s: Scenario, rt: Runtime, args: string[]): string[];
+  /** Added to the mode's environment. */
+  env?(dir: string): Record<string, string>;
+  start?(s: Scenario, runtimes: Runtime[]): Promise<void>;
+  stop?(s: Scenario, runtimes: Runtime[]): Promise<void>;
+  /**
+   * Folders that are made empty (and the mode's user's) before each sample and removed after
+   * it, untimed: the stores of a workload whose every sample must start from nothing.
+   */
+  fresh?(dir: string): string[];
   /** Caps on --runs and --warmup, for a workload slow enough to make the whole run long. */
   maxRuns?: number;
   maxWarmup?: number;
-}
-
-/**
- * A program that is handed the runtime's path and calls it itself. start runs once the
- * scenario's folder belongs to the mode's user; a Failure it throws skips the scenario for every
- * runtime. stop runs after start, also after a failure or Ctrl-C, and must not throw.
- */
-interface Client {
-  /** The whole command for one of the workload's argv, with rt as the runtime. */
-  argv(s: Scenario, rt: Runtime, args: string[]): string[];
-  /** Added to the mode's environment. */
-  env(dir: string): Record<string, string>;
-  start(s: Scenario, runtimes: Runtime[]): void;
-  stop(s: Scenario, runtimes: Runtime[]): Promise<void>;
 }
 
 interface Sample { ns: number; cpuNs: number; kib: number }
@@ -129,15 +141,40 @@ const WORKLOADS: Workload[] = [
     modes: ["rootless"],
     setup: podmanSetup,
     commands: { tinyc: podmanRun, runc: podmanRun, crun: podmanRun },
-    client: {
-      argv: (s, rt, args) => [which("podman")!, ...podmanGlobal(s.dir, rt.bin), ...args],
-      env: podmanEnv,
-      start: podmanStart,
-      stop: podmanStop,
-    },
+    engine: (s, rt, args) => [which("podman")!, ...podmanGlobal(s.dir, rt.bin), ...args],
+    env: podmanEnv,
+    start: podmanStart,
+    stop: podmanStop,
     // podman takes 200-300 ms a run: 20 runs of three runtimes already take a quarter minute.
     maxRuns: 20,
     maxWarmup: 2,
+  },
+  // tinyc's image commands against rootless podman's, each pulling from the loopback registry.
+  {
+    name: "pull busybox",
+    ...pullWorkload("busybox"),
+    // A pull of 1.4 MB takes 100-200 ms, and each sample also makes and removes two stores.
+    maxRuns: 20,
+    maxWarmup: 2,
+  },
+  {
+    name: "pull debian",
+    ...pullWorkload("debian"),
+    // Each pull of 49 MB that unpack to 120 MB takes seconds; 9 runs keep the median steady.
+    maxRuns: 9,
+    maxWarmup: 1,
+  },
+  {
+    // The image in each store already: what is left is making and ending the container.
+    name: "run --rm IMAGE true (warm store)",
+    modes: ["rootless"],
+    setup: imageSetup,
+    commands: { tinyc: warmRun, podman: warmRun },
+    env: imageEnv,
+    start: (s, runtimes) => imageStart(s, runtimes, "busybox", true),
+    stop: imageStop,
+    maxRuns: 30,
+    maxWarmup: 3,
   },
 ];
 
@@ -298,7 +335,7 @@ function runAs(s: Scenario, argv: string[]): string | undefined {
  * Imports the image once. This first podman command also makes podman's user namespace, held
  * by its pause process, which every timed run then joins: the runs all do the same work.
  */
-function podmanStart(s: Scenario, runtimes: Runtime[]): void {
+async function podmanStart(s: Scenario, runtimes: Runtime[]): Promise<void> {
   const absent = ["podman", "conmon", "newuidmap", "newgidmap"].filter((n) => !which(n));
   if (absent.length) throw new Failure(`not installed: ${absent.join(", ")}`);
   if (!runtimes.length) throw new Failure("no runtime to hand podman");
@@ -349,6 +386,156 @@ function procStatus(pid: number): { comm: string; uid: number; running: boolean 
     return { comm, uid: Number(field("Uid")), running: field("State") !== "Z" };
   } catch {
     return undefined;
+  }
+}
+
+// ---- images -----------------------------------------------------------------------------------
+
+type ImageName = "busybox" | "debian";
+
+/** Each image's one layer: the busybox fixture folder, or the debian fixture's tar as it is. */
+const IMAGE_SOURCES: Record<ImageName, { path: string; isDir: boolean }> = {
+  busybox: { path: FIXTURE, isDir: true },
+  debian: { path: join(REPO, ".cache/fixtures/debian.tar"), isDir: false },
+};
+
+/** The loopback registry, started by the first image workload and ended at exit. */
+let registry: Registry | undefined;
+/** The references of the images pushed to it so far. */
+const pushed = new Map<ImageName, string>();
+
+const imageRef = (image: ImageName) => pushed.get(image)!;
+
+/**
+ * A registries.conf with no search registries, so that no short name can become a pull, and
+ * the loopback registry as an insecure (http) one.
+ */
+const registriesConf = (host: string) =>
+  `unqualified-search-registries = []\n\n[[registry]]\nlocation = "${host}"\ninsecure = true\n`;
+
+/** Starts the registry if need be and pushes image to it, once for the whole run. */
+async function pushOnce(tmp: string, image: ImageName): Promise<string> {
+  const known = pushed.get(image);
+  if (known) return known;
+  const conf = join(tmp, "registries.conf");
+  if (!registry) {
+    progress("  starting docker-registry on 127.0.0.1");
+    registry = await startRegistry(tmp);
+    writeFileSync(conf, registriesConf(registry.host));
+  }
+  const source = IMAGE_SOURCES[image];
+  if (!existsSync(source.path)) {
+    throw new Failure(`${source.path} is missing: run bash scripts/fixtures.sh`);
+  }
+  progress(`  pushing ${image} to ${registry.host}`);
+  const ref = pushImage(registry, tmp, image, rootfsTar(source.path, source.isDir), conf);
+  pushed.set(image, ref);
+  return ref;
+}
+
+/** Ends the registry, if one was started. */
+async function endRegistry(): Promise<void> {
+  if (registry) await stopRegistry(registry);
+}
+
+/** tinyc's image store in a scenario (TINYC_DATA); podman's is podmanDirs(dir).storage. */
+const tinycStore = (dir: string) => join(dir, "tinyc-store");
+
+/**
+ * podman's global flags in the image workloads: its stores in the scenario's folder, the
+ * kernel's overlayfs (native in the user namespace since Linux 5.13, no fuse-overlayfs), and
+ * as in the podman workload above cgroupfs and file events. Its runtime is crun, its default,
+ * named in containers.conf.
+ */
+function imagePodmanGlobal(dir: string): string[] {
+  const p = podmanDirs(dir);
+  return [
+    ...["--root", p.storage, "--runroot", p.runroot, "--storage-driver", "overlay"],
+    ...["--cgroup-manager", "cgroupfs", "--events-backend", "file"],
+  ];
+}
+
+function imageEnv(dir: string): Record<string, string> {
+  return { ...podmanEnv(dir), TINYC_DATA: tinycStore(dir) };
+}
+
+/** Both pull from the loopback registry by its explicit address, over http. */
+function pullArgs(rt: RuntimeName, image: ImageName): string[] {
+  const tls = rt === "podman" ? ["--tls-verify=false"] : [];
+  return ["pull", "--quiet", ...tls, imageRef(image)];
+}
+
+function warmRun(): string[][] {
+  return [["run", "--rm", "--pull=never", "--network", "none", imageRef("busybox"), "true"]];
+}
+
+/** Every sample pulls into empty stores: tinyc's, podman's storage and podman's runroot. */
+function pullWorkload(image: ImageName): Omit<Workload, "name"> {
+  return {
+    modes: ["rootless"],
+    setup: imageSetup,
+    commands: {
+      tinyc: () => [pullArgs("tinyc", image)],
+      podman: () => [pullArgs("podman", image)],
+    },
+    env: imageEnv,
+    start: (s, runtimes) => imageStart(s, runtimes, image),
+    stop: imageStop,
+    fresh: (dir) => [tinycStore(dir), podmanDirs(dir).storage, podmanDirs(dir).runroot],
+  };
+}
+
+/** podman's configuration, as root; registries.conf waits for the registry's port. */
+function imageSetup(dir: string, mode: Mode): string {
+  const p = podmanDirs(dir);
+  for (const d of [p.storage, p.runroot]) mkdirSync(d, { recursive: true, mode: 0o700 });
+  if (mode.user) chownSync(p.runroot, mode.user.uid, mode.user.gid);
+  // journald, podman's default log driver, needs a journal this machine may not have.
+  writeFileSync(p.conf, '[containers]\nlog_driver = "k8s-file"\n\n[engine]\nruntime = "crun"\n');
+  return "";
+}
+
+/**
+ * Pushes the image the workload needs and writes podman's registries.conf. With warm, the
+ * image is also pulled into each store, untimed; that first podman command also makes the
+ * user namespace podman's pause process then keeps for every timed run.
+ */
+async function imageStart(s: Scenario, runtimes: Runtime[], image: ImageName,
+  warm = false): Promise<void> {
+  const absent = ["docker-registry", "skopeo"].filter((n) => !which(n));
+  if (runtimes.some((rt) => rt.name === "podman")) {
+    absent.push(...["conmon", "newuidmap", "newgidmap"].filter((n) => !which(n)));
+  }
+  if (absent.length) throw new Failure(`not installed: ${absent.join(", ")}`);
+  try {
+    await pushOnce(dirname(s.dir), image);
+  } catch (e) {
+    throw e instanceof Failure ? e : new Failure((e as Error).message);
+  }
+  writeFileSync(podmanDirs(s.dir).registries, registriesConf(registry!.host));
+  if (!warm) return;
+  for (const rt of runtimes) {
+    const why = runAs(s, [rt.bin, ...rt.flags(state(s, rt), s.dir), ...pullArgs(rt.name, image)]);
+    if (why) throw new Failure(`${rt.name} pull fails here: ${why}`);
+  }
+}
+
+/**
+ * Removes what the workload made: containers a failed or interrupted run left in podman's
+ * store (a pull workload's store is gone already), podman's pause process, and both stores,
+ * as root because their layers hold files of the user's subordinate ids.
+ */
+async function imageStop(s: Scenario, runtimes: Runtime[]): Promise<void> {
+  const p = podmanDirs(s.dir);
+  const podman = runtimes.find((rt) => rt.name === "podman");
+  if (podman && existsSync(join(p.storage, "libpod"))) {
+    const why = runAs(s, [podman.bin, ...podman.flags(state(s, podman), s.dir),
+      "rm", "--all", "--force", "--time", "0"]);
+    if (why) progress(`  podman rm -af failed: ${why}`);
+  }
+  await endPause(s);
+  for (const d of [p.base, p.runroot, tinycStore(s.dir)]) {
+    rmSync(d, { recursive: true, force: true });
   }
 }
 
@@ -404,8 +591,9 @@ const state = (s: Scenario, rt: Runtime) => join(s.dir, "state", rt.name);
 async function measure(s: Scenario, rt: Runtime, argv: string[], helper: string): Promise<Sample> {
   const log = s.logs.get(rt.name)!;
   const from = fstatSync(log).size;
-  const client = s.workload.client;
-  const runtime = client ? client.argv(s, rt, argv) : [rt.bin, ...rt.flags(state(s, rt)), ...argv];
+  const engine = s.workload.engine;
+  const runtime = engine ? engine(s, rt, argv)
+    : [rt.bin, ...rt.flags(state(s, rt), s.dir), ...argv];
   const cmd = [...asUser(s.mode), helper, `${TIMEOUT_S}`, ...runtime];
   // cwd: a folder the mode's user may enter, whoever started the benchmark from where.
   const proc = Bun.spawn(cmd, {
@@ -437,14 +625,28 @@ function lastLine(fd: number, offset: number): string {
 async function iteration(s: Scenario, rt: Runtime, id: string, helper: string): Promise<Sample> {
   const ctx: Ctx = { id, dir: s.dir, bundle: s.bundle };
   const total: Sample = { ns: 0, cpuNs: 0, kib: 0 };
-  for (const argv of s.workload.commands[rt.name](ctx)) {
-    if (stopping) throw new Interrupted();
-    const one = await measure(s, rt, argv, helper);
-    total.ns += one.ns;
-    total.cpuNs += one.cpuNs;
-    total.kib = Math.max(total.kib, one.kib);
+  const fresh = s.workload.fresh?.(s.dir) ?? [];
+  try {
+    for (const d of fresh) makeEmpty(d, s.mode);
+    for (const argv of s.workload.commands[rt.name]!(ctx)) {
+      if (stopping) throw new Interrupted();
+      const one = await measure(s, rt, argv, helper);
+      total.ns += one.ns;
+      total.cpuNs += one.cpuNs;
+      total.kib = Math.max(total.kib, one.kib);
+    }
+  } finally {
+    // As root: the stores hold files of the user's subordinate ids.
+    for (const d of fresh) rmSync(d, { recursive: true, force: true });
   }
   return total;
+}
+
+/** An empty folder at dir that the mode's user owns, whatever was there. */
+function makeEmpty(dir: string, mode: Mode): void {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if (mode.user) chownSync(dir, mode.user.uid, mode.user.gid);
 }
 
 // ---- the run ----------------------------------------------------------------------------------
@@ -468,7 +670,7 @@ function prepare(tmp: string, workload: Workload, mode: Mode, runtimes: Runtime[
   if (mode.user) sh(["chown", "-R", `${mode.user.uid}:${mode.user.gid}`, dir]);
   const log = (rt: Runtime) => openSync(join(dir, `${rt.name}.log`), "a+");
   const logs = new Map(runtimes.map((rt) => [rt.name, log(rt)]));
-  const env = { ...envFor(mode, dir), ...workload.client?.env(dir) };
+  const env = { ...envFor(mode, dir), ...workload.env?.(dir) };
   return { workload, mode, dir, bundle, env, logs };
 }
 
@@ -516,16 +718,17 @@ const countsFor = (w: Workload, opts: Options): Options => ({
   warmup: Math.min(opts.warmup, w.maxWarmup ?? opts.warmup),
 });
 
-async function scenario(tmp: string, w: Workload, mode: Mode, all: Runtime[], options: Options,
-  helper: string): Promise<Row[]> {
+async function scenario(tmp: string, w: Workload, mode: Mode, runtimes: Runtime[],
+  options: Options, helper: string): Promise<Row[]> {
   const opts = countsFor(w, options);
+  const all = runtimes.filter((rt) => w.commands[rt.name]);
   progress(`${label(w.name, mode.name)}: ${opts.warmup} warm-up + ${opts.runs} runs each`);
   const s = prepare(tmp, w, mode, all);
   const row = (rt: Runtime): Row => ({ workload: w.name, mode: mode.name, runtime: rt.name,
     samples: [] });
   try {
     try {
-      w.client?.start(s, all);
+      await w.start?.(s, all);
     } catch (e) {
       if (!(e instanceof Failure)) throw e;
       const why = e.message;
@@ -539,7 +742,7 @@ async function scenario(tmp: string, w: Workload, mode: Mode, all: Runtime[], op
       return why ? { ...row(rt), skipped: why } : { ...row(rt), samples: samples.get(rt.name)! };
     });
   } finally {
-    await w.client?.stop(s, all);
+    await w.stop?.(s, all);
     for (const fd of s.logs.values()) closeSync(fd);
   }
 }
@@ -634,6 +837,13 @@ function findRuntimes(bin: string): { runtimes: Runtime[]; missing: string[] } {
       : root;
     runtimes.push({ name, bin: path, from: path, version: versionOf(path), flags });
   }
+  // Only the image workloads time podman itself, with stores of theirs; the runtime workloads
+  // hand it the other runtimes instead.
+  const podman = which("podman");
+  if (podman) {
+    const flags = (_state: string, dir: string) => imagePodmanGlobal(dir);
+    runtimes.push({ name: "podman", bin: podman, from: podman, version: versionOf(podman), flags });
+  } else missing.push("podman: skipped, not installed");
   return { runtimes, missing };
 }
 
@@ -644,7 +854,7 @@ function cleanup(tmp: string, scenarios: { dir: string; mode: Mode }[], runtimes
       const st = join(dir, "state", rt.name);
       const ids = existsSync(st) ? readdirSync(st) : [];
       for (const id of ids.filter((d) => d.startsWith(RUN_TAG))) {
-        const argv = [...asUser(mode), rt.bin, ...rt.flags(st), "delete", "--force", id];
+        const argv = [...asUser(mode), rt.bin, ...rt.flags(st, dir), "delete", "--force", id];
         spawnSync(argv[0], argv.slice(1), { stdio: "ignore", timeout: 10_000 });
       }
     }
@@ -723,8 +933,12 @@ function table(rows: Row[]): string[] {
     .join("  ").trimEnd());
 }
 
+/** What tinyc is compared with in a group, in the order the summaries name them. */
+const others = (group: Row[]) => (["crun", "runc", "podman"] as const)
+  .filter((rt) => group.some((r) => r.runtime === rt));
+
 function summary(group: Row[]): string {
-  const part = (key: keyof Stats, digits: number) => (["crun", "runc"] as const).map((rt) => {
+  const part = (key: keyof Stats, digits: number) => others(group).map((rt) => {
     const x = ratio(group, rt, key);
     return `tinyc/${rt} ${x === undefined ? "n/a" : `${x.toFixed(digits)}x`}`;
   }).join(", ");
@@ -753,6 +967,18 @@ const NOTES = [
   "  has no cgroupsPath. cpu and max RSS cover podman and what it reaped (its runtime start",
   "  and delete, not conmon or the runtime create under it), so max RSS is podman's own;",
   "  compare the time.",
+  "image workloads: tinyc's own commands against podman's (podman 4 rootless with crun, its",
+  "  default runtime, overlay storage on the kernel's overlayfs, cgroupfs manager), both as",
+  "  the test user, both pulling by explicit reference from a docker-registry on 127.0.0.1",
+  "  (podman with --tls-verify=false and that registry as insecure in its registries.conf,",
+  "  which has no search registries). The images are the fixtures as one gzip layer each.",
+  "pull: the whole `tinyc pull -q REF` (TINYC_DATA an empty folder) or `podman pull -q",
+  "  --tls-verify=false REF` (empty --root and --runroot) command; the stores are emptied",
+  "  before and removed after every sample, untimed. podman's first pull makes the user",
+  "  namespace its pause process keeps; the later ones join it.",
+  "run --rm IMAGE true (warm store): `run --rm --pull=never --network none REF true`, the",
+  "  image pulled into each store beforehand; tinyc with --cgroup-manager=disabled, podman",
+  "  making no cgroup rootless with cgroupfs, as in the podman workload above.",
 ];
 
 function printText(rows: Row[], header: string[], skips: string[]): void {
@@ -773,8 +999,9 @@ function printJson(rows: Row[], runtimes: Runtime[], opts: Options, env: Environ
     const samplesMs = r.samples.map((x) => x.ns / 1e6);
     return { ...base, runs: r.samples.length, ...stats(r.samples), samplesMs };
   });
-  const both = (g: Row[], key: keyof Stats) =>
-    ({ tinycOverCrun: ratio(g, "crun", key), tinycOverRunc: ratio(g, "runc", key) });
+  // tinycOverCrun, tinycOverRunc, tinycOverPodman: those of the group's runtimes.
+  const both = (g: Row[], key: keyof Stats) => Object.fromEntries(others(g).map((rt) =>
+    [`tinycOver${rt[0].toUpperCase()}${rt.slice(1)}`, ratio(g, rt, key)]));
   const summaries = groups(rows).map((g) => ({
     workload: g[0].workload, mode: g[0].mode,
     time: both(g, "medianMs"), cpu: both(g, "cpuMs"), maxRss: both(g, "rssKiB"),
@@ -787,14 +1014,15 @@ function printJson(rows: Row[], runtimes: Runtime[], opts: Options, env: Environ
 
 // ---- main -------------------------------------------------------------------------------------
 
-const USAGE = `usage: bun scripts/bench.ts [--runs N] [--warmup N] [--json]
+const USAGE = `usage: bun scripts/bench.ts [--runs N] [--warmup N] [--only TEXT] [--json]
   --runs N     timed runs per runtime and workload (50)
   --warmup N   untimed runs first, at least 1; a failed first one skips the runtime (5)
+  --only TEXT  only the workloads whose name contains TEXT ("pull", "IMAGE", "podman")
   --json       print the results as JSON (progress still goes to stderr)`;
 
 function parseOptions(): Options {
   const a = minimist(process.argv.slice(2), {
-    boolean: ["json", "help"], string: ["runs", "warmup"], alias: { h: "help" },
+    boolean: ["json", "help"], string: ["runs", "warmup", "only"], alias: { h: "help" },
     unknown: (arg) => {
       console.error(`bench: unknown argument ${arg}\n${USAGE}`);
       process.exit(2);
@@ -810,7 +1038,8 @@ function parseOptions(): Options {
     console.error(`bench: --${flag} takes a whole number of at least 1\n${USAGE}`);
     process.exit(2);
   };
-  return { runs: int("runs", 50), warmup: int("warmup", 5), json: !!a.json };
+  const only = a.only === undefined ? undefined : String(a.only);
+  return { runs: int("runs", 50), warmup: int("warmup", 5), json: !!a.json, only };
 }
 
 async function main(): Promise<number> {
@@ -849,7 +1078,9 @@ async function main(): Promise<number> {
     if (user) modes.push({ name: "rootless", user });
 
     const rows: Row[] = [];
-    for (const w of WORKLOADS) {
+    const chosen = WORKLOADS.filter((w) => opts.only === undefined || w.name.includes(opts.only));
+    if (!chosen.length) skips.push(`no workload's name contains "${opts.only}"`);
+    for (const w of chosen) {
       for (const mode of modes.filter((m) => w.modes.includes(m.name))) {
         made.push({ dir: scenarioDir(tmp, w, mode), mode });
         rows.push(...(await scenario(tmp, w, mode, runtimes, opts, helper)));
@@ -875,6 +1106,8 @@ async function main(): Promise<number> {
     console.error("bench: interrupted, nothing measured is printed");
     return 130;
   } finally {
+    // The registry first: its storage is in tmp.
+    await endRegistry();
     cleanup(tmp, made, runtimes);
   }
 }
