@@ -628,9 +628,9 @@ class Builder {
   seccomp(): Step | undefined {
     const profile = this.spec.linux?.seccomp;
     if (!profile) return undefined;
-    // The compiler and its syscall tables load only for a config that has a profile.
-    const { compileSeccomp } = require("../seccomp/compile") as typeof import("../seccomp/compile");
-    const { filter, flags } = compileSeccomp(profile, process.arch);
+    // The compiler and its syscall tables load only when a profile is not in the cache.
+    const { compiledSeccomp } = require("../seccomp/cache") as typeof import("../seccomp/cache");
+    const { filter, flags } = compiledSeccomp(profile, process.arch);
     return {
       op: "seccomp",
       s1: filter,
