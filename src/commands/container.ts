@@ -10,7 +10,6 @@ import type { Globals } from "../cli";
 import { EXIT, TinycError } from "../errors";
 import { log } from "../log";
 import { defaultDataRoot, type Image } from "../image/store";
-import { pull } from "../image/pull";
 import { familiarReference, parseReference } from "../image/reference";
 import { specFromImage } from "../image/runspec";
 import { stringifySpec } from "../oci/spec";
@@ -19,7 +18,7 @@ import { OVERLAY_ANNOTATION } from "../runtime/plan";
 import { allMetas, containersDir, findContainer, type ContainerMeta } from "../image/containers";
 import { defaultStateRoot, newId, StateStore } from "../runtime/state";
 import { removeInUserns, runInUserns } from "../runtime/userns";
-import { openStore } from "./images";
+import { openStore } from "../image/open";
 import { runBundle } from "./run";
 
 const ADJECTIVES = ["brave", "calm", "eager", "fond", "keen", "lucid", "merry", "quiet", "swift", "tidy"];
@@ -66,6 +65,7 @@ async function imageFor(ref: string, policy: string, platform: string | undefine
     if (policy === "never") {
       throw new TinycError(`image ${JSON.stringify(ref)} is not in the store, and --pull=never`, { exitCode: EXIT.engine });
     }
+    const { pull } = await import("../image/pull");
     await pull(store, ref, { platform });
     img = store.resolveImage(ref);
   }

@@ -20,18 +20,9 @@ import { RegistryClient } from "../image/registry";
 import { allMetas } from "../image/containers";
 import { ImageStore, type Image } from "../image/store";
 import { parsePlatform } from "../image/types";
-import { unpackLayer, type UnpackNotes } from "../image/unpack";
-import { removeInUserns, unpackInUserns } from "../runtime/userns";
+import { unpackLayer } from "../image/unpack";
+import { openStore } from "../image/open";
 import type { Command } from "./index";
-
-/** The store; without root, layers unpack and are removed inside a user namespace. */
-export function openStore(): ImageStore {
-  if (process.getuid!() === 0) return new ImageStore();
-  return new ImageStore(undefined, {
-    unpacker: (src, dest) => unpackInUserns(src, dest) as Promise<UnpackNotes>,
-    remover: removeInUserns,
-  });
-}
 
 function out(text: string): void {
   fs.writeSync(1, text);
