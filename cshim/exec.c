@@ -15,6 +15,7 @@
 #include <linux/mount.h>
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
@@ -986,6 +987,16 @@ static void run_step(struct child *c, const struct tc_step *s)
 	case TC_OP_FIND_EXEC:
 		step_find_exec(c, s);
 		break;
+	case TC_OP_PDEATHSIG: {
+		struct pollfd p = { .fd = c->report_fd, .events = 0 };
+
+		if (prctl(PR_SET_PDEATHSIG, (unsigned long)s->a, 0, 0, 0) < 0)
+			die(c, errno, NULL);
+		/* Set after the parent died, it would never fire: a closed report pipe tells. */
+		if (poll(&p, 1, 0) == 1 && (p.revents & POLLERR))
+			_exit(127);
+		break;
+	}
 	case TC_OP_NON_DUMPABLE:
 		/* Also makes /proc/self root-owned, so it comes after the child maps itself. */
 		if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)

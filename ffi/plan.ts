@@ -1,5 +1,6 @@
 // The launch plan in TypeScript, and its encoding into the byte layout of cshim/tinyc.h.
 
+
 export const OPS = {
   setns: 1,
   "wait-parent": 2,
@@ -34,6 +35,7 @@ export const OPS = {
   "non-dumpable": 31,
   "find-exec": 32,
   sync: 33,
+  pdeathsig: 34,
 } as const;
 
 export type Op = keyof typeof OPS;
@@ -116,7 +118,9 @@ class DataArea {
   }
 
   string(s: string): number {
-    if (s.includes("\0")) throw new Error(`string contains a NUL byte: ${JSON.stringify(s)}`);
+    if (s.includes("\0")) {
+      throw new Error(`${JSON.stringify(s)}: a string with a NUL byte cannot be passed on`);
+    }
     return this.push(Buffer.from(s + "\0"));
   }
 

@@ -5,7 +5,8 @@
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { release } from "node:os";
-import minimist from "minimist";
+import type minimist from "minimist";
+import { parseFlags } from "./args";
 import type { Globals } from "../cli";
 import { EXIT, TinycError } from "../errors";
 import { log } from "../log";
@@ -42,7 +43,7 @@ export interface ImageRunArgs {
 
 /** docker run's flags; everything after the image is the command. */
 export function parseImageRun(args: string[]): ImageRunArgs | undefined {
-  const a = minimist(args, {
+  const a = parseFlags("run", args, {
     boolean: ["rm", "detach", "interactive", "tty", "read-only", "help"],
     string: ["name", "env", "env-file", "workdir", "user", "volume", "tmpfs", "hostname",
       "entrypoint", "pull", "network", "platform", "label", "storage-driver"],
@@ -223,8 +224,8 @@ function removeContainerDir(dir: string): void {
 }
 
 export const psCommandDocker = async (args: string[], globals: Globals): Promise<number> => {
-  const a = minimist(args, { boolean: ["all", "quiet", "no-trunc"], string: ["format"],
-    alias: { a: "all", q: "quiet" } });
+  const a = parseFlags("ps", args, { boolean: ["all", "quiet", "no-trunc", "help"],
+    string: ["format"], alias: { a: "all", q: "quiet", f: "format", h: "help" } });
   await sweepEnded(globals);
   const states = new StateStore(globals.root ?? defaultStateRoot());
   const rows = allMetas().map((m) => {
@@ -250,7 +251,7 @@ export const psCommandDocker = async (args: string[], globals: Globals): Promise
 export const rmCommand = {
   help: "usage: tinyc rm [-f] CONTAINER...\n\nRemoves containers by name or id; -f kills running ones first.\n",
   async run(args: string[], globals: Globals): Promise<number> {
-    const a = minimist(args, { boolean: ["force", "help"], alias: { f: "force", h: "help" } });
+    const a = parseFlags("rm", args, { boolean: ["force", "help"], alias: { f: "force", h: "help" } });
     if (a.help) {
       writeFileSync(1, this.help);
       return 0;
@@ -292,7 +293,11 @@ function containerLayers(m: ContainerMeta): string[] {
 export const exportCommand = {
   help: "usage: tinyc export [-o FILE] CONTAINER\n\nWrites the container's files as a tarball to stdout or FILE.\n",
   async run(args: string[]): Promise<number> {
-    const a = minimist(args, { string: ["output"], boolean: ["help"], alias: { o: "output", h: "help" } });
+    const a = parseFlags("export", args, {
+      string: ["output"],
+      boolean: ["help"],
+      alias: { o: "output", h: "help" },
+    });
     if (a.help) {
       writeFileSync(1, this.help);
       return 0;

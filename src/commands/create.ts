@@ -1,14 +1,15 @@
-import { closeSync, renameSync, writeFileSync } from "node:fs";
+import { closeSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import minimist from "minimist";
+import { parseFlags } from "./args";
 import { consolePair, mkfifo, receiveFd, sendFd, setDumpable } from "../../ffi/spawn";
 import type { Globals } from "../cli";
-import { EXIT, TinycError } from "../errors";
+import { EXIT, fromSystem, TinycError } from "../errors";
 import { requireProcess } from "../oci/config";
 import { FIFO } from "../runtime/container";
 import { loadBundle } from "../runtime/bundle";
 import { hasHooks, runCreateHooks } from "../runtime/hooks";
-import { launch, prepare } from "../runtime/launch";
+import { launch, prepare, type Started } from "../runtime/launch";
+import { removeWhenEmpty, signalProcess } from "../runtime/container";
 import { rootfsPath } from "../runtime/plan";
 import { defaultStateRoot, newState, StateStore } from "../runtime/state";
 import type { Command } from "./index";
@@ -31,8 +32,13 @@ flags:
 export function writePidFile(file: string, pid: number): void {
   const abs = resolve(file);
   const tmp = join(dirname(abs), `.${process.pid}.pid.tmp`);
-  writeFileSync(tmp, String(pid));
-  renameSync(tmp, abs);
+  try {
+    writeFileSync(tmp, String(pid));
+    renameSync(tmp, abs);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw fromSystem(e, "write the pid file", abs);
+  }
 }
 
 export function parsePreserveFds(value: unknown): number {
@@ -48,7 +54,7 @@ export function parsePreserveFds(value: unknown): number {
 export const createCommand: Command = {
   help,
   async run(args: string[], globals: Globals) {
-    const a = minimist(args, {
+    const a = parseFlags("create", args, {
       boolean: ["no-pivot", "no-new-keyring", "help"],
       string: ["bundle", "pid-file", "console-socket", "preserve-fds"],
       alias: { b: "bundle", h: "help" },
@@ -75,6 +81,7 @@ export const createCommand: Command = {
     const store = new StateStore(globals.root ?? defaultStateRoot());
     const stateDir = store.claim(id);
     let done = false;
+    let launched: Started | undefined;
     try {
       const fifo = join(stateDir, FIFO);
       mkfifo(fifo, 0o600);
@@ -93,9 +100,11 @@ export const createCommand: Command = {
         syncBeforePivot: hasHooks(spec.hooks, "prestart", "createRuntime", "createContainer"),
       });
       const base = { ociVersion: spec.ociVersion, id, bundle: dir, annotations: spec.annotations };
-      const { pid, cgroup } = await launch(prepared, (pid) =>
+      const started = await launch(prepared, (pid) =>
         runCreateHooks(spec.hooks, { ...base, status: "creating", pid }, stateDir),
       );
+      const { pid, cgroup } = started;
+      launched = started;
       if (pair) {
         closeSync(pair.child);
         const master = receiveFd(pair.parent);
@@ -112,7 +121,14 @@ export const createCommand: Command = {
       done = true;
       return 0;
     } finally {
-      if (!done) store.remove(id);
+      if (!done) {
+        // A failure after the launch must not leave the waiting process behind.
+        if (launched) {
+          signalProcess(launched.pid, undefined, 9);
+          if (launched.cgroup) await removeWhenEmpty(launched.cgroup);
+        }
+        store.remove(id);
+      }
     }
   },
 };

@@ -1,5 +1,6 @@
 import { closeSync, readFileSync } from "node:fs";
 import minimist from "minimist";
+import { containerId, parseFlags } from "./args";
 import {
   exitCodeOf,
   holdSignals,
@@ -94,7 +95,7 @@ function processFromFlags(a: minimist.ParsedArgs, base: Process | undefined): Pr
 export const execCommand: Command = {
   help,
   async run(args: string[], globals: Globals) {
-    const a = minimist(args, {
+    const a = parseFlags("exec", args, {
       boolean: ["tty", "detach", "no-new-privs", "help"],
       string: ["process", "console-socket", "cwd", "env", "user", "additional-gids", "cap",
         "pid-file", "preserve-fds", "process-label", "apparmor"],
@@ -106,9 +107,10 @@ export const execCommand: Command = {
       process.stdout.write(help);
       return 0;
     }
-    const id = a._[0] === undefined ? undefined : String(a._[0]);
-    if (!id) throw new TinycError("exec: a container id is needed", { exitCode: EXIT.usage });
+    const given = a._[0] === undefined ? undefined : String(a._[0]);
+    if (!given) throw new TinycError("exec: a container id is needed", { exitCode: EXIT.usage });
     const store = new StateStore(globals.root ?? defaultStateRoot());
+    const id = containerId(given, (x) => store.exists(x));
     const st = mustLoad(store, id);
     const status = liveStatus(store, st);
     if (status !== "running" && status !== "created") {

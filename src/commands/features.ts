@@ -1,5 +1,5 @@
 import { writeSync } from "node:fs";
-import minimist from "minimist";
+import { parseFlags } from "./args";
 import { versionNumber } from "../version";
 import { CAPABILITIES, NAMESPACE_TYPES } from "../oci/config";
 import { MOUNT_OPTIONS } from "../runtime/mountopts";
@@ -40,7 +40,7 @@ function features(): Record<string, unknown> {
 export const featuresCommand: Command = {
   help: "usage: tinyc features\n\nPrints the OCI features document of this build.\n",
   run(args) {
-    const a = minimist(args, { boolean: ["help"], alias: { h: "help" } });
+    const a = parseFlags("features", args, { boolean: ["help"], alias: { h: "help" } });
     if (a.help) {
       writeSync(1, this.help);
       return 0;

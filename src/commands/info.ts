@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, writeSync } from "node:fs";
 import { release, machine } from "node:os";
-import minimist from "minimist";
+import { parseFlags } from "./args";
 import type { Globals } from "../cli";
 import { cgroupMode } from "../runtime/cgroups";
 import { caller, findHelper, subordinateRanges } from "../runtime/idmap";
@@ -102,7 +102,7 @@ function facts(): Fact[] {
 export const infoCommand: Command = {
   help: "usage: tinyc info [--format json]\n\nPrints versions and the kernel features tinyc uses.\n",
   run(args, globals: Globals) {
-    const a = minimist(args, {
+    const a = parseFlags("info", args, {
       boolean: ["help"],
       string: ["format"],
       alias: { f: "format", h: "help" },

@@ -1,7 +1,8 @@
 // The runc verbs that look at or end a container: state, kill, delete, list, ps.
 
 import { writeSync } from "node:fs";
-import minimist from "minimist";
+import type minimist from "minimist";
+import { containerId, parseFlags } from "./args";
 import type { Globals } from "../cli";
 import { EXIT, TinycError } from "../errors";
 import {
@@ -25,10 +26,11 @@ function store(globals: Globals): StateStore {
   return new StateStore(globals.root ?? defaultStateRoot());
 }
 
-function needId(verb: string, a: minimist.ParsedArgs): string {
+function needId(verb: string, a: minimist.ParsedArgs, globals: Globals): string {
   const id = a._[0] === undefined ? undefined : String(a._[0]);
   if (!id) throw new TinycError(`${verb}: a container id is needed`, { exitCode: EXIT.usage });
-  return id;
+  const s = store(globals);
+  return containerId(id, (x) => s.exists(x));
 }
 
 function out(text: string): void {
@@ -43,10 +45,10 @@ function helpOr(a: minimist.ParsedArgs, help: string): boolean {
 export const stateCommand: Command = {
   help: "usage: tinyc state ID\n\nPrints the container's state (the OCI state JSON).\n",
   run(args, globals) {
-    const a = minimist(args, { boolean: ["help"], alias: { h: "help" } });
+    const a = parseFlags("state", args, { boolean: ["help"], alias: { h: "help" } });
     if (helpOr(a, this.help)) return 0;
     const s = store(globals);
-    const st = mustLoad(s, needId("state", a));
+    const st = mustLoad(s, needId("state", a, globals));
     out(JSON.stringify(ociState(s, st), null, "  ") + "\n");
     return 0;
   },
@@ -63,13 +65,13 @@ flags:
   --signal, -s SIG the signal, as docker spells it
 `,
   run(args, globals) {
-    const a = minimist(args, {
+    const a = parseFlags("kill", args, {
       boolean: ["all", "help"],
       string: ["signal"],
       alias: { a: "all", s: "signal", h: "help" },
     });
     if (helpOr(a, this.help)) return 0;
-    const id = needId("kill", a);
+    const id = needId("kill", a, globals);
     const sig = parseSignal(a.signal || (a._[1] === undefined ? "TERM" : String(a._[1])));
     const s = store(globals);
     const st = mustLoad(s, id);
@@ -92,16 +94,18 @@ Removes the container's state. A container that still runs is refused unless --f
 kills it first. With --force an id that does not exist is not an error.
 `,
   async run(args, globals) {
-    const a = minimist(args, { boolean: ["force", "help"], alias: { f: "force", h: "help" } });
+    const a = parseFlags("delete", args, { boolean: ["force", "help"], alias: { f: "force", h: "help" } });
     if (helpOr(a, this.help)) return 0;
-    const id = needId("delete", a);
+    const id = needId("delete", a, globals);
     const s = store(globals);
     const st = s.read(id);
     if (!st) {
-      if (a.force) {
+      // What a create that died early left behind goes too.
+      if (s.exists(id) && (s.removeIfStale(id) || a.force)) {
         if (s.exists(id)) s.remove(id);
         return 0;
       }
+      if (a.force) return 0;
       throw new TinycError(`container ${JSON.stringify(id)} does not exist`);
     }
     const release = lockContainer(s, id);
@@ -149,7 +153,7 @@ flags:
   --quiet, -q       only the ids
 `,
   run(args, globals) {
-    const a = minimist(args, {
+    const a = parseFlags("list", args, {
       boolean: ["quiet", "help"],
       string: ["format"],
       alias: { f: "format", q: "quiet", h: "help" },
@@ -188,7 +192,7 @@ With an id, the processes of that container (--format json: the pids). Without o
 containers made from images, as docker lists them (-a: stopped ones too).
 `,
   async run(args, globals) {
-    const a = minimist(args, {
+    const a = parseFlags("ps", args, {
       boolean: ["help", "all", "quiet", "no-trunc"],
       string: ["format"],
       alias: { f: "format", h: "help", a: "all", q: "quiet" },
@@ -196,7 +200,7 @@ containers made from images, as docker lists them (-a: stopped ones too).
     if (helpOr(a, this.help)) return 0;
     // Without an id, docker's form: the containers made from images.
     if (a._.length === 0) return (await import("./container")).psCommandDocker(args, globals);
-    const id = needId("ps", a);
+    const id = needId("ps", a, globals);
     const s = store(globals);
     const st = mustLoad(s, id);
     const pids = isAlive(st) ? containerPids(st) : [];
@@ -217,9 +221,9 @@ function pauseOrResume(verb: "pause" | "resume"): Command {
   return {
     help: `usage: tinyc ${verb} ID\n\nNeeds the container to have a cgroup with a freezer.\n`,
     run(args, globals) {
-      const a = minimist(args, { boolean: ["help"], alias: { h: "help" } });
+      const a = parseFlags("ps", args, { boolean: ["help"], alias: { h: "help" } });
       if (helpOr(a, this.help)) return 0;
-      const id = needId(verb, a);
+      const id = needId(verb, a, globals);
       const s = store(globals);
       const st = mustLoad(s, id);
       const status = liveStatus(s, st);

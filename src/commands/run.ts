@@ -1,5 +1,5 @@
 import { closeSync, statSync, writeFileSync, writeSync } from "node:fs";
-import minimist from "minimist";
+import { parseFlags } from "./args";
 import {
   exitCodeOf,
   holdSignals,
@@ -20,6 +20,7 @@ import { rootfsPath } from "../runtime/plan";
 import { removeWhenEmpty } from "../runtime/container";
 import { defaultStateRoot, newId, newState, StateStore } from "../runtime/state";
 import type { Command } from "./index";
+import { writePidFile } from "./create";
 
 const help = `usage: tinyc run [flags] BUNDLE [ID]
        tinyc run [flags] --bundle DIR ID
@@ -95,7 +96,7 @@ function firstPositional(args: string[]): string | undefined {
 }
 
 function parseArgs(args: string[]): RunArgs | "help" {
-  const a = minimist(args, {
+  const a = parseFlags("run", args, {
     boolean: ["detach", "keep", "no-pivot", "no-new-keyring", "plan", "help"],
     string: ["bundle", "pid-file", "console-socket", "preserve-fds"],
     alias: { b: "bundle", d: "detach", h: "help" },
@@ -225,6 +226,7 @@ export async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
       preserveFds: r.preserveFds,
       console: tty,
       stdio: r.stdio,
+      dieWithParent: !r.detach,
       id: r.id,
       systemdCgroup: globals.systemdCgroup,
       noCgroups: globals.noCgroups,
@@ -251,7 +253,7 @@ export async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
     }
     const at = { id: r.id, bundle: dir, rootfs: rootfsPath(spec, dir), pid, cgroup: cg };
     store.write(newState(spec, at, "running"));
-    if (r.pidFile) writeFileSync(r.pidFile, String(pid));
+    if (r.pidFile) writePidFile(r.pidFile, pid);
     await runHooksWarn(spec.hooks, "poststart", { ...base, status: "running", pid }, { dir: stateDir });
     if (r.detach) {
       keepState = true;

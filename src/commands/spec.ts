@@ -1,6 +1,6 @@
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import minimist from "minimist";
+import { parseFlags } from "./args";
 import { TinycError } from "../errors";
 import { defaultSpec, stringifySpec } from "../oci/spec";
 import { defaultSeccompProfile } from "../seccomp/default";
@@ -17,7 +17,7 @@ flags:
   --bundle, -b DIR the bundle folder to write config.json into
 `,
   run(args) {
-    const a = minimist(args, {
+    const a = parseFlags("spec", args, {
       boolean: ["rootless", "help"],
       string: ["bundle"],
       alias: { b: "bundle", h: "help" },

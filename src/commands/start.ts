@@ -1,6 +1,6 @@
 import { closeSync, openSync, unlinkSync, writeSync, constants } from "node:fs";
 import { join } from "node:path";
-import minimist from "minimist";
+import { containerId, parseFlags } from "./args";
 import type { Globals } from "../cli";
 import { EXIT, TinycError } from "../errors";
 import { FIFO, liveStatus, lockContainer, mustLoad, signalProcess } from "../runtime/container";
@@ -16,14 +16,15 @@ Lets a created container run its program.
 export const startCommand: Command = {
   help,
   async run(args: string[], globals: Globals) {
-    const a = minimist(args, { boolean: ["help"], alias: { h: "help" } });
+    const a = parseFlags("start", args, { boolean: ["help"], alias: { h: "help" } });
     if (a.help) {
       process.stdout.write(help);
       return 0;
     }
-    const id = a._[0] === undefined ? undefined : String(a._[0]);
-    if (!id) throw new TinycError("start: a container id is needed", { exitCode: EXIT.usage });
+    const given = a._[0] === undefined ? undefined : String(a._[0]);
+    if (!given) throw new TinycError("start: a container id is needed", { exitCode: EXIT.usage });
     const store = new StateStore(globals.root ?? defaultStateRoot());
+    const id = containerId(given, (x) => store.exists(x));
     const st = mustLoad(store, id);
     const release = lockContainer(store, id);
     try {

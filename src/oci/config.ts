@@ -310,8 +310,20 @@ export function parseConfig(text: string, file: string): Spec {
   const value = parseJson(text, file);
   return withFile(file, () => {
     checkSpec(value, "");
+    checkNoNul(value, "");
     return value as Spec;
   });
+}
+
+/** No string may hold a NUL byte: none could reach the kernel whole. */
+function checkNoNul(v: unknown, path: string): void {
+  if (typeof v === "string") {
+    if (v.includes("\0")) throw new TinycError(`${path || "value"}: contains a NUL byte`);
+  } else if (Array.isArray(v)) {
+    v.forEach((x, i) => checkNoNul(x, `${path}[${i}]`));
+  } else if (v && typeof v === "object") {
+    for (const [k, x] of Object.entries(v)) checkNoNul(x, path ? `${path}.${k}` : k);
+  }
 }
 
 /** Parses and checks a standalone process.json, as `exec --process` reads it. */
@@ -319,6 +331,7 @@ export function parseProcess(text: string, file: string): Process {
   const value = parseJson(text, file);
   return withFile(file, () => {
     checkProcess(value, "");
+    checkNoNul(value, "");
     return value as Process;
   });
 }

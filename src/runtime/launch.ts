@@ -58,6 +58,7 @@ export interface PrepareOptions {
   noPivot?: boolean;
   console?: { fd: number };
   stdio?: [number, number, number];
+  dieWithParent?: boolean;
   /** The container id and the global --systemd-cgroup flag, for its cgroup. */
   id?: string;
   systemdCgroup?: boolean;
@@ -105,6 +106,7 @@ export function prepare(spec: Spec, opts: PrepareOptions): Prepared {
     noPivot: opts.noPivot ?? false,
     console: opts.console,
     stdio: opts.stdio,
+    dieWithParent: opts.dieWithParent,
     syncBeforePivot: opts.syncBeforePivot,
     syncBeforeExec: opts.syncBeforeExec,
   };

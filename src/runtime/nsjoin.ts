@@ -2,6 +2,7 @@
 // maps of its user namespace.
 
 import { readFileSync, readlinkSync } from "node:fs";
+import { TinycError } from "../errors";
 import type { IdMapping } from "../oci/config";
 import type { UsernsMaps } from "./idmap";
 
@@ -14,13 +15,24 @@ const nsFiles: [string, string][] = [
 export function namespacesToJoin(pid: number): string[] {
   const out: string[] = [];
   for (const [type, file] of nsFiles) {
+    let own: string;
     try {
-      if (readlinkSync(`/proc/${pid}/ns/${file}`) !== readlinkSync(`/proc/self/ns/${file}`)) {
-        out.push(type);
-      }
+      own = readlinkSync(`/proc/self/ns/${file}`);
     } catch {
-      // A namespace type this kernel does not have.
+      continue; // a namespace type this kernel does not have
     }
+    let theirs: string;
+    try {
+      theirs = readlinkSync(`/proc/${pid}/ns/${file}`);
+    } catch (e) {
+      // Never run the process in our own namespaces instead of the container's.
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new TinycError(
+        `cannot join the ${type} namespace of pid ${pid}: ${code === "EACCES" ? "permission denied" : code}`,
+        { hint: code === "EACCES" ? "a container that waits for start cannot be joined without root" : undefined },
+      );
+    }
+    if (theirs !== own) out.push(type);
   }
   return out;
 }

@@ -55,6 +55,8 @@ export interface PlanContext {
   noPivot: boolean;
   /** The parent puts the child in a cgroup before it goes on. */
   cgroup?: boolean;
+  /** The container is killed when tinyc ends (a foreground run). */
+  dieWithParent?: boolean;
   /** fds of ours that become the container's stdin, stdout and stderr (a detached run). */
   stdio?: [number, number, number];
   /** Stop before the pivot (and before the exec) for the parent to run hooks. */
@@ -658,9 +660,10 @@ class Builder {
     const groups = p.user?.additionalGids ?? [];
 
     if (userns) {
-      if (!isMapped(userns.uid, uid)) throw unmapped("uid", uid, userns.uid);
-      if (!isMapped(userns.gid, gid)) throw unmapped("gid", gid, userns.gid);
-      for (const g of groups) if (!isMapped(userns.gid, g)) throw unmapped("gid", g, userns.gid);
+      const spec = this.spec;
+      if (!isMapped(userns.uid, uid)) throw unmapped("uid", uid, userns.uid, spec);
+      if (!isMapped(userns.gid, gid)) throw unmapped("gid", gid, userns.gid, spec);
+      for (const g of groups) if (!isMapped(userns.gid, g)) throw unmapped("gid", g, userns.gid, spec);
     }
 
     for (const rl of p.rlimits ?? []) {
@@ -741,6 +744,11 @@ class Builder {
       });
     }
     if (this.ctx.syncBeforeExec) this.add({ op: "sync", text: "wait for the startContainer hooks" });
+    // A foreground run's container ends with tinyc, even when tinyc is killed outright. Set
+    // last: a change of credentials clears it.
+    if (this.ctx.dieWithParent) {
+      this.add({ op: "pdeathsig", a: 9, text: "SIGKILL when tinyc ends" });
+    }
     // With no_new_privs, as late as possible: the filter then only has to allow execve.
     if (seccomp && p.noNewPrivileges) this.add(seccomp);
     this.add({
@@ -763,11 +771,18 @@ function capText(names?: string[]): string {
   return names && names.length > 0 ? names.join(",") : "(none)";
 }
 
-function unmapped(kind: string, id: number, maps: { containerID: number; size: number }[]) {
+function unmapped(kind: string, id: number, maps: { containerID: number; size: number }[], spec: Spec) {
   const ranges = maps.map((m) => `${m.containerID}-${m.containerID + m.size - 1}`).join(", ");
+  const fromConfig = (spec.linux?.uidMappings?.length ?? 0) > 0;
+  const single = maps.length === 1 && maps[0].size === 1;
+  const hint = fromConfig
+    ? "the config's linux.uidMappings and gidMappings map only these; without them tinyc maps the subordinate range"
+    : single
+      ? "add a range for the user to /etc/subuid and /etc/subgid and install uidmap"
+      : "the user's subordinate range is not that large";
   return new TinycError(
     `process.user: ${kind} ${id} has no mapping in the user namespace (mapped: ${ranges})`,
-    { hint: "add a range to /etc/subuid and /etc/subgid and install uidmap" },
+    { hint },
   );
 }
 

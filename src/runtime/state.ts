@@ -1,7 +1,17 @@
 // Runtime state: one folder per container under the state root, holding state.json (written
 // atomically) and the start fifo.
 
-import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, readdirSync, lstatSync } from "node:fs";
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { fromSystem, TinycError } from "../errors";
 import type { Hooks, Process, Seccomp, Spec } from "../oci/config";
@@ -58,7 +68,7 @@ function privateTmp(): string {
 const ID = /^[A-Za-z0-9_+\-.]+$/;
 
 export function checkId(id: string): void {
-  if (!ID.test(id) || id === "." || id === ".." || id.length > 1024) {
+  if (!ID.test(id) || id === "." || id === ".." || id.length > 200) {
     throw new TinycError(`invalid container id ${JSON.stringify(id)}`, { exitCode: 1 });
   }
 }
@@ -75,7 +85,11 @@ export class StateStore {
     return join(this.root, id);
   }
 
-  /** Claims the id: the folder is made exclusively, so two creates of one id cannot both win. */
+  /**
+   * Claims the id: the folder is made exclusively, so two creates of one id cannot both win.
+   * It names its creator (pid and start time) until the first state is written, so a folder
+   * whose creator died before that (killed, say) is known to be stale and is taken over.
+   */
   claim(id: string): string {
     checkId(id);
     try {
@@ -84,15 +98,44 @@ export class StateStore {
       throw fromSystem(e, "create the state folder", this.root);
     }
     const dir = this.dir(id);
-    try {
-      mkdirSync(dir, { mode: 0o700 });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "EEXIST") {
-        throw new TinycError(`container with id ${JSON.stringify(id)} already exists`);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        mkdirSync(dir, { mode: 0o700 });
+        break;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "EEXIST") {
+          throw fromSystem(e, "create the state folder", dir);
+        }
+        if (attempt > 0 || !this.removeIfStale(id)) {
+          throw new TinycError(`container with id ${JSON.stringify(id)} already exists`);
+        }
       }
-      throw fromSystem(e, "create the state folder", dir);
     }
+    writeFileSync(join(dir, "creator"), `${process.pid} ${processStart(process.pid)}`);
     return dir;
+  }
+
+  /** A folder with no state whose creator is gone: removed, and true. */
+  removeIfStale(id: string): boolean {
+    const dir = this.dir(id);
+    if (existsSync(join(dir, "state.json"))) return false;
+    let creator: string | undefined;
+    try {
+      creator = readFileSync(join(dir, "creator"), "utf8");
+    } catch {
+      // A folder made this very moment has no creator yet; one that is older lost it.
+      try {
+        if (Date.now() - statSync(dir).mtimeMs < 10_000) return false;
+      } catch {
+        return false;
+      }
+    }
+    if (creator !== undefined) {
+      const [pid, start] = creator.split(" ").map(Number);
+      if (processStart(pid) === start) return false;
+    }
+    rmSync(dir, { recursive: true, force: true });
+    return true;
   }
 
   write(state: ContainerState): void {
