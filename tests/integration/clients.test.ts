@@ -280,7 +280,8 @@ async function startPodman(): Promise<Podman | string> {
   const pm: Podman = {
     dir,
     storage: makeDir(path.join(dir, "storage"), "rootless"),
-    runroot: makeDir(path.join(dir, "runroot"), "rootless"),
+    // podman refuses a runroot path longer than 50 characters: a short folder of its own.
+    runroot: makeDir(fs.mkdtempSync("/tmp/tcpr-"), "rootless"),
     // Its own XDG_RUNTIME_DIR, so that what tinyc leaves in it is this file's alone.
     xdg: makeDir(path.join(dir, "xdg"), "rootless", 0o700),
     tinyc: installTinyc(dir, "rootless"),
@@ -329,6 +330,13 @@ async function stopPodman(pm: Podman): Promise<void> {
     killRecorded(pid, "podman");
     await waitUntil("podman's pause process to end", () => !running(pid), 5000);
   }
+  // Files of the user's subordinate ids may be in it: removed as root, or in a user namespace.
+  Bun.spawnSync(
+    IS_ROOT
+      ? ["rm", "-rf", "--one-file-system", pm.runroot]
+      : ["unshare", "--map-root-user", "--map-auto", "rm", "-rf", "--one-file-system", pm.runroot],
+    { stderr: "pipe" },
+  );
 }
 
 const podmanReason =
