@@ -17,7 +17,7 @@ set +e
 node_modules/.bin/bun test "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
-count() { grep -Eo "^ *[0-9]+ $1\b" "$log" | tail -n 1 | tr -dc 0-9; }
+count() { grep -Eo "^ *[0-9]+ $1\b" "$log" | tail -n 1 | tr -dc 0-9 || true; }
 pass=$(count pass) fail=$(count fail) skip=$(count skip)
 echo "${pass:-0} passed, ${fail:-0} failed, ${skip:-0} skipped"
 if [ "${pass:-0}" = 0 ] && [ "$status" = 0 ]; then
