@@ -143,6 +143,9 @@ export class StateStore {
     const tmp = join(dir, `.state.json.${process.pid}`);
     writeFileSync(tmp, JSON.stringify(state), { mode: 0o600 });
     renameSync(tmp, join(dir, "state.json"));
+    // With state in place the creator no longer matters; a folder that loses its state while
+    // being removed must not then look like one a dead creator left.
+    rmSync(join(dir, "creator"), { force: true });
   }
 
   read(id: string): ContainerState | undefined {
