@@ -4,7 +4,6 @@
 
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { release } from "node:os";
 import type minimist from "minimist";
 import { parseFlags } from "./args";
 import type { Globals } from "../cli";
@@ -18,7 +17,7 @@ import { isAlive, liveStatus, signalProcess, waitGone } from "../runtime/contain
 import { OVERLAY_ANNOTATION } from "../runtime/plan";
 import { allMetas, containersDir, findContainer, type ContainerMeta } from "../image/containers";
 import { defaultStateRoot, newId, StateStore } from "../runtime/state";
-import { removeInUserns, runInUserns } from "../runtime/userns";
+import { overlayInUserns, removeInUserns, runInUserns } from "../runtime/userns";
 import { openStore } from "../image/open";
 import { runBundle } from "./run";
 
@@ -87,9 +86,7 @@ function storageDriver(flag: string | undefined): "overlay" | "copy" {
       hint: asked === "fuse-overlayfs" ? "fuse-overlayfs is not supported" : undefined,
     });
   }
-  const [major, minor] = release().split(".").map(Number);
-  const overlayInUserns = major > 5 || (major === 5 && minor >= 11);
-  return process.getuid!() === 0 || overlayInUserns ? "overlay" : "copy";
+  return process.getuid!() === 0 || overlayInUserns() ? "overlay" : "copy";
 }
 
 export async function runImage(r: ImageRunArgs, globals: Globals): Promise<number> {

@@ -5,6 +5,7 @@ import type { Globals } from "../cli";
 import { cgroupMode } from "../runtime/cgroups";
 import { caller, findHelper, subordinateRanges } from "../runtime/idmap";
 import { defaultStateRoot } from "../runtime/state";
+import { overlayInUserns } from "../runtime/userns";
 import { version } from "../version";
 import type { Command } from "./index";
 
@@ -75,8 +76,7 @@ function subordinateFact(user: string, ranges: { start: number; count: number }[
 function facts(): Fact[] {
   const who = caller();
   const subuid = subordinateRanges("/etc/subuid", who.name, who.uid);
-  const [major, minor] = release().split(".").map(Number);
-  const overlay = major > 5 || (major === 5 && minor >= 11);
+  const overlay = overlayInUserns();
   const seccomp = read("/proc/self/status")?.includes("Seccomp:") ?? false;
   return [
     { name: "version", value: version().split("\n").slice(0, 2).join(", ") },

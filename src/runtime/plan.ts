@@ -92,6 +92,21 @@ export function overlayOf(spec: Spec): Overlay | undefined {
   return o;
 }
 
+/** The child writes its own maps (one id each, setgroups denied first, as the kernel wants). */
+export function selfMapSteps(maps: UsernsMaps): Step[] {
+  return [
+    ["setgroups", "deny"],
+    ["uid_map", mapText(maps.uid)],
+    ["gid_map", mapText(maps.gid)],
+  ].map(([name, content]) => ({
+    op: "write-file",
+    s1: `/proc/self/${name}`,
+    s2: content,
+    flags: F.procOnly,
+    text: `write ${JSON.stringify(content.trim())} to /proc/self/${name}`,
+  }));
+}
+
 export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 export function rootfsPath(spec: Spec, bundle: string): string {
@@ -249,17 +264,7 @@ class Builder {
     }
     if (!maps || !mapsHere) return;
     if (maps.how === "self") {
-      const file = (name: string, content: string) =>
-        this.add({
-          op: "write-file",
-          s1: `/proc/self/${name}`,
-          s2: content,
-          flags: F.procOnly,
-          text: `write ${JSON.stringify(content.trim())} to /proc/self/${name}`,
-        });
-      file("setgroups", "deny");
-      file("uid_map", mapText(maps.uid));
-      file("gid_map", mapText(maps.gid));
+      this.steps.push(...selfMapSteps(maps));
     } else {
       const show = (m: typeof maps.uid) => m.map((x) => `${x.containerID}:${x.hostID}:${x.size}`);
       this.add({

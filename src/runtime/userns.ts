@@ -3,14 +3,15 @@
 // their owners kept, and files a container left behind can be removed.
 
 import { closeSync, openSync, readFileSync, rmSync } from "node:fs";
+import { release } from "node:os";
 import { join } from "node:path";
 import type { Plan, Step } from "../../ffi/plan";
 import { exitCodeOf, waitStatus } from "../../ffi/spawn";
 import { TinycError } from "../errors";
-import { caller, defaultMaps, mapText } from "./idmap";
+import { caller, defaultMaps } from "./idmap";
 import { launch } from "./launch";
 import { ATTR, MS } from "./mountopts";
-import { CLONE, DEFAULT_PATH } from "./plan";
+import { CLONE, DEFAULT_PATH, selfMapSteps } from "./plan";
 
 /** argv that runs this tinyc again: the executable, and the script when run from source. */
 export function selfArgv(...args: string[]): string[] {
@@ -44,13 +45,7 @@ export async function runInUserns(
   if (outFd !== undefined) steps.push({ op: "dup2", a: outFd, b: 1, text: "stdout to a file" });
   if (errFd !== undefined) steps.push({ op: "dup2", a: errFd, b: 2, text: "stderr to a file" });
   if (maps?.how === "self") {
-    for (const [name, content] of [
-      ["setgroups", "deny"],
-      ["uid_map", mapText(maps.uid)],
-      ["gid_map", mapText(maps.gid)],
-    ]) {
-      steps.push({ op: "write-file", s1: `/proc/self/${name}`, s2: content, text: `write ${name}` });
-    }
+    steps.push(...selfMapSteps(maps));
   } else if (maps) {
     steps.push({ op: "wait-parent", text: "wait for newuidmap and newgidmap" });
   }
@@ -115,4 +110,10 @@ export async function unpackInUserns(src: string, dest: string): Promise<unknown
     throw new TinycError(why || `unpacking a layer failed with status ${r.code}`);
   }
   return JSON.parse(r.stdout);
+}
+
+/** Linux 5.11 and later mount overlayfs inside a user namespace. */
+export function overlayInUserns(): boolean {
+  const [major, minor] = release().split(".").map(Number);
+  return major > 5 || (major === 5 && minor >= 11);
 }
