@@ -11,7 +11,7 @@ if [[ $EUID -eq 0 ]]; then SUDO=(); else SUDO=(sudo); fi
 
 PACKAGES=(gcc libc6-dev make uidmap busybox-static debootstrap fuse-overlayfs runc crun
   util-linux procps iproute2 hyperfine tmux
-  attr zstd docker-registry skopeo apache2-utils)
+  attr zstd docker-registry skopeo apache2-utils curl bubblewrap passt)
 # A bare Debian has no Node; Debian's own is enough to fetch bun from npm.
 command -v npm >/dev/null || PACKAGES+=(nodejs npm)
 # Real clients of the runtime, for tests/integration/clients.test.ts: rootless podman (with
@@ -51,6 +51,15 @@ fi
 
 # The rootless integration tests run as this user when the suite itself runs as root.
 [[ $EUID -eq 0 ]] || exit 0
+
+# Debian gives every user /dev/fuse and /dev/net/tun (mode 0666): rootless fuse-overlayfs and
+# slirp4netns need them. Some machine images ship them 0600; the tests need Debian's modes.
+for dev in /dev/fuse /dev/net/tun; do
+  if [[ -c $dev && "$(stat -c %a "$dev")" != 666 ]]; then
+    echo "setup: chmod 0666 $dev (Debian's default)"
+    chmod 0666 "$dev"
+  fi
+done
 
 if ! getent passwd "$TEST_USER" >/dev/null; then
   echo "setup: creating user $TEST_USER"
