@@ -64,6 +64,8 @@ export const commands: Record<string, Verb> = {
     async () => (await import("./container")).exportCommand),
   bundle: verb("write an image out as an OCI bundle (config.json and rootfs)",
     async () => (await import("./container")).bundleCommand),
+  daemon: verb("serve the Docker Engine API on a UNIX socket (for the docker CLI)",
+    async () => (await import("./daemon")).daemonCommand),
   completion: verb("print a bash or zsh completion script",
     async () => (await import("./completion")).completionCommand),
   _unpack: verb("unpack one layer blob into an empty folder (used by tinyc itself)",
