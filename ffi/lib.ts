@@ -37,12 +37,12 @@ let lib: Lib | undefined;
 const MFD_CLOEXEC = 0x1;
 const MFD_EXEC = 0x10;
 
-/** A memfd holding the library; MFD_EXEC is needed where vm.memfd_noexec is set. */
-function memfdWith(bytes: Uint8Array): number {
+/** A close-on-exec memfd holding BYTES; MFD_EXEC is needed where vm.memfd_noexec is set. */
+export function memfdWith(bytes: Uint8Array, label = "tinyc"): number {
   const libc = dlopen(`libc.${suffix}.6`, {
     memfd_create: { args: [FFIType.cstring, FFIType.u32], returns: FFIType.i32 },
   });
-  const name = Buffer.from("tinyc\0");
+  const name = Buffer.from(`${label}\0`);
   let fd = libc.symbols.memfd_create(ptr(name), MFD_CLOEXEC | MFD_EXEC);
   if (fd < 0) fd = libc.symbols.memfd_create(ptr(name), MFD_CLOEXEC);
   libc.close();

@@ -27,6 +27,11 @@ run([
   cc, "-O2", "-g0", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared", "-fvisibility=default",
   "-Wl,-z,now", "-o", "build/libtinyc.so", "cshim/exec.c", "cshim/relay.c", "cshim/misc.c",
 ]);
+// The shim runs once per container for the container's whole life: a small C program.
+run([
+  cc, "-O2", "-g0", "-Wall", "-Wextra", "-Werror", "-s", "-Wl,-z,now", "-o", "build/tinyc-shim",
+  "cshim/shim.c",
+]);
 const version = JSON.parse(await Bun.file(join(root, "package.json")).text()).version;
 run([
   process.execPath, "build", "--compile", "--minify", "--bytecode", "--sourcemap=none",

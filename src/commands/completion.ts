@@ -10,7 +10,7 @@ function flagsOf(help: string): string[] {
 }
 
 async function table(): Promise<[string, string[]][]> {
-  const verbs = Object.keys(commands).filter((v) => !v.startsWith("_"));
+  const verbs = Object.keys(commands).filter((v) => !v.startsWith("_") && !commands[v].hidden);
   const out: [string, string[]][] = [];
   for (const v of verbs) {
     const c: Command = await commands[v].load();

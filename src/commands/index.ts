@@ -12,6 +12,8 @@ export interface Command {
 export interface Verb {
   summary: string;
   load(): Promise<Command>;
+  /** Not shown in the help and not completed: run by tinyc's own parts, not by people. */
+  hidden?: boolean;
 }
 
 const verb = (summary: string, load: () => Promise<Command>): Verb => ({ summary, load });
@@ -68,13 +70,18 @@ export const commands: Record<string, Verb> = {
     async () => (await import("./daemon")).daemonCommand),
   completion: verb("print a bash or zsh completion script",
     async () => (await import("./completion")).completionCommand),
+  shim: {
+    ...verb("the per-container shim (started by the daemon)",
+      async () => (await import("./shim")).shimCommand),
+    hidden: true,
+  },
   _unpack: verb("unpack one layer blob into an empty folder (used by tinyc itself)",
     async () => (await import("./images")).unpackCommand),
 };
 
 export function usage(): string {
   // Verbs starting with "_" are tinyc's own helpers, not for people.
-  const shown = Object.entries(commands).filter(([k]) => !k.startsWith("_"));
+  const shown = Object.entries(commands).filter(([k, c]) => !k.startsWith("_") && !c.hidden);
   const width = Math.max(...shown.map(([k]) => k.length));
   const lines = shown.map(([k, c]) => `  ${k.padEnd(width)}  ${c.summary}`);
   return `tinyc: a rootless container engine in one executable
