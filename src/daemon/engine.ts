@@ -491,9 +491,12 @@ export class Engine {
     s.on("data", (d: Buffer) => reader.push(d));
     s.on("error", () => {});
     s.on("close", () => {
+      log("debug", `daemon: the shim of ${c.rec.Id} closed its wait connection (status ${status})`);
       if (c.monitor !== s) return;
       c.monitor = undefined;
-      void this.ended(c, status);
+      // A process that ends at once may end before its start is recorded: that comes first.
+      const starting = c.starting ?? Promise.resolve();
+      void starting.catch(() => {}).then(() => this.ended(c, status));
     });
   }
 

@@ -56,6 +56,8 @@ export function connectShim(dir: string, first: Buffer): Promise<net.Socket> {
         closeSync(fd);
       } catch {}
     };
+    // The shim ends its side only when it is finished with the connection: so is the daemon.
+    s.on("end", () => s.end());
     s.once("connect", () => {
       done();
       s.write(first);

@@ -1,7 +1,8 @@
-// The command that starts a shim: tinyc's own hidden `shim` verb.
+// The command that starts a shim: the embedded executable, by the path of the memfd this
+// process holds (no tinyc start-up in between).
 
-import { selfArgv } from "../runtime/userns";
+import { shimPath } from "../../ffi/shim";
 
 export function shimCommand(): string[] {
-  return selfArgv("shim");
+  return [shimPath()];
 }
