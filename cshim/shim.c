@@ -66,7 +66,10 @@ struct proc {
 	char *pid_name, *sock_name;
 };
 
-enum kind { C_NEW, C_ATTACH_FLAGS, C_ATTACH, C_RESIZE, C_WAIT, C_EXEC_HEAD, C_EXEC_BODY, C_EXEC };
+enum kind {
+	C_NEW, C_ATTACH_FLAGS, C_ATTACH, C_RESIZE, C_WAIT, C_EXEC_HEAD, C_EXEC_BODY, C_EXEC,
+	C_EXEC_RESIZE
+};
 
 struct client {
 	struct client *next;
@@ -1018,19 +1021,38 @@ bad:
 	client_exit(c, 125);
 }
 
-static void do_resize(struct client *c)
+/* Sets the size of TTY from 4 bytes (rows, cols, big-endian); answers 0 (done) or 1, then closes. */
+static void do_resize(struct client *c, int tty, const unsigned char *size)
 {
 	struct winsize ws = { 0 };
 	char reply = 1;
 
-	ws.ws_row = (unsigned short)(c->head[0] << 8 | c->head[1]);
-	ws.ws_col = (unsigned short)(c->head[2] << 8 | c->head[3]);
-	if (S.init.tty >= 0 && ioctl(S.init.tty, TIOCSWINSZ, &ws) == 0)
+	ws.ws_row = (unsigned short)(size[0] << 8 | size[1]);
+	ws.ws_col = (unsigned short)(size[2] << 8 | size[3]);
+	if (tty >= 0 && ioctl(tty, TIOCSWINSZ, &ws) == 0)
 		reply = 0;
 	if (write(c->fd, &reply, 1) < 0) {
 		/* The client left without its answer. */
 	}
 	drop(c);
+}
+
+/* `T`: the name length, the exec's pid-file name, rows, cols: resizes that exec's terminal. */
+static void do_exec_resize(struct client *c)
+{
+	unsigned char *b = (unsigned char *)c->body;
+	size_t len = b[0];
+	struct client *e;
+	int tty = -1;
+
+	for (e = S.clients; e; e = e->next) {
+		struct proc *p = e->ex;
+
+		if (!e->dead && p && p->pid_name && strlen(p->pid_name) == len &&
+		    !memcmp(p->pid_name, b + 1, len))
+			tty = p->tty;
+	}
+	do_resize(c, tty, b + 1 + len);
 }
 
 /* The bytes a client sent, taken one request state at a time. */
@@ -1056,6 +1078,12 @@ static void client_bytes(struct client *c, const char *data, size_t len)
 			case 'X':
 				c->kind = C_EXEC_HEAD;
 				break;
+			case 'T':
+				c->kind = C_EXEC_RESIZE;
+				c->body = malloc(1 + 255 + 4);
+				if (!c->body)
+					drop(c);
+				break;
 			default:
 				drop(c);
 			}
@@ -1069,7 +1097,12 @@ static void client_bytes(struct client *c, const char *data, size_t len)
 		case C_RESIZE:
 			c->head[c->head_len++] = (unsigned char)data[off++];
 			if (c->head_len == 4)
-				do_resize(c);
+				do_resize(c, S.init.tty, c->head);
+			break;
+		case C_EXEC_RESIZE:
+			c->body[c->body_got++] = data[off++];
+			if (c->body_got == 1u + (unsigned char)c->body[0] + 4)
+				do_exec_resize(c);
 			break;
 		case C_EXEC_HEAD:
 			c->head[c->head_len++] = (unsigned char)data[off++];
