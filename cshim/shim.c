@@ -35,6 +35,8 @@
 #define READ_CHUNK 16384          /* one read from the container; also the longest log entry */
 #define READS_PER_WAKE 16         /* reads of one stream before others get a turn */
 #define CLIENT_MAX_BUF (1 << 20)  /* output a client may owe before it is dropped */
+#define CLIENT_BEHIND (1 << 19)   /* past this, the process's output waits for the client... */
+#define STALL_MS 1000             /* ... unless it has taken nothing for this long: dropped */
 #define DRAIN_MS 200              /* output still read after a process has exited */
 #define FLUSH_MS 2000             /* time clients get to take their last frames */
 #define EXEC_MAX_REQUEST 65536    /* longest exec request */
@@ -45,7 +47,7 @@
 #define INIT_PID_FILE "init.pid"
 
 enum { STREAM_STDOUT = 1, STREAM_STDERR = 2, STREAM_EXIT = 3 };
-enum { FLAG_STDIN = 1, FLAG_STDOUT = 2, FLAG_STDERR = 4 };
+enum { FLAG_STDIN = 1, FLAG_STDOUT = 2, FLAG_STDERR = 4, FLAG_ACK = 8 };
 enum { EXEC_STDIN = 1, EXEC_TTY = 2 };
 
 /* A process whose stdio the shim holds: the container's first process, or one exec. */
@@ -56,6 +58,7 @@ struct proc {
 	int tty;            /* the terminal's master, -1 without */
 	int listen;         /* the console socket while the master is awaited */
 	int want_tty;
+	int got_tty;        /* the master came (it may be closed again: the terminal has ended) */
 	int started;        /* the runtime succeeded */
 	int exited;         /* the process (or the failed runtime) has ended */
 	int done;           /* its exit was reported */
@@ -89,6 +92,7 @@ struct client {
 	int gone;           /* the client hung up altogether */
 	int closing;        /* close once out is written */
 	int dead;
+	long long behind_at; /* ms: when it last took output while behind; 0 when not behind */
 	struct proc *ex;    /* an exec's process */
 };
 
@@ -387,6 +391,10 @@ static void client_flush(struct client *c)
 	}
 	memmove(c->out, c->out + off, c->out_len - off);
 	c->out_len -= off;
+	if (c->out_len < CLIENT_BEHIND)
+		c->behind_at = 0;
+	else if (off > 0 || !c->behind_at)
+		c->behind_at = now_ms();
 	if (c->out_len == 0 && c->out_cap > 65536) {
 		free(c->out);
 		c->out = NULL;
@@ -525,6 +533,7 @@ static void accept_console(struct proc *p)
 		return;
 	close_fd(&p->tty);
 	p->tty = fd;
+	p->got_tty = 1;
 	set_nonblock(fd);
 	close_fd(&p->listen);
 	if (p->sock_name)
@@ -885,9 +894,9 @@ static void runtime_done(struct proc *p, int status)
 	p->runtime = 0;
 	if (code == 0) {
 		p->pid = read_pid_file(p->pid_name);
-		if (p->want_tty && p->tty < 0 && p->listen >= 0)
+		if (p->want_tty && !p->got_tty && p->listen >= 0)
 			accept_console(p);
-		if (p->pid == 0 || (p->want_tty && p->tty < 0))
+		if (p->pid == 0 || (p->want_tty && !p->got_tty))
 			code = 125; /* the runtime said yes but left no process or no terminal */
 	}
 	close_fd(&p->listen);
@@ -1091,6 +1100,9 @@ static void client_bytes(struct client *c, const char *data, size_t len)
 		case C_ATTACH_FLAGS:
 			c->flags = (unsigned char)data[off++];
 			c->kind = C_ATTACH;
+			/* Asked for, an empty stdout frame says that output from now on reaches the client. */
+			if (c->flags & FLAG_ACK)
+				client_frame(c, STREAM_STDOUT, "", 0);
 			if (S.finished)
 				client_exit(c, S.init.code);
 			break;
@@ -1183,6 +1195,8 @@ static void accept_clients(void)
 		c->fd = fd;
 		c->next = S.clients;
 		S.clients = c;
+		/* A client writes its request at once: taken now, it sees output that comes next. */
+		client_read(c);
 	}
 }
 
@@ -1197,10 +1211,10 @@ static void free_client(struct client *c)
 		close_fd(&p->out);
 		close_fd(&p->err);
 		close_fd(&p->tty);
+		if (p->listen >= 0)
+			unlink(p->sock_name);
 		close_fd(&p->listen);
-		if (p->runtime > 0 || (p->started && !p->exited)) {
-			/* Its exit is filed with the unknown ones when it comes. */
-		}
+		/* Its exit, when it comes, is filed with those of unknown pids. */
 		free(p);
 	}
 	free(c->body);
@@ -1226,6 +1240,8 @@ static void sweep_clients(void)
 }
 
 /* ---- The loop ---- */
+
+static int held_up(struct proc *p);
 
 /* What one pollfd entry stands for. */
 enum what { W_SIGNAL, W_LISTEN, W_CONSOLE, W_OUT, W_ERR, W_TTY, W_STDIN, W_CLIENT };
@@ -1278,11 +1294,18 @@ static int has_pending_stdin(struct proc *p)
 
 static void watch_proc(struct pollset *ps, struct proc *p)
 {
+	/* While a client is behind, the output waits in the pipe: the writer is slowed down. */
+	short in = held_up(p) ? 0 : POLLIN;
+	short tty = (short)(in | (has_pending_stdin(p) ? POLLOUT : 0));
+
 	watch(ps, p->listen, POLLIN, W_CONSOLE, p, NULL);
-	watch(ps, p->out, POLLIN, W_OUT, p, NULL);
-	watch(ps, p->err, POLLIN, W_ERR, p, NULL);
+	if (in) {
+		watch(ps, p->out, in, W_OUT, p, NULL);
+		watch(ps, p->err, in, W_ERR, p, NULL);
+	}
 	/* The terminal is both stdin and output: one entry. */
-	watch(ps, p->tty, (short)(POLLIN | (has_pending_stdin(p) ? POLLOUT : 0)), W_TTY, p, NULL);
+	if (tty)
+		watch(ps, p->tty, tty, W_TTY, p, NULL);
 	if (p->in >= 0 && has_pending_stdin(p))
 		watch(ps, p->in, POLLOUT, W_STDIN, p, NULL);
 }
@@ -1378,6 +1401,28 @@ static void handle(struct pollfd *f, struct watch *w)
 	}
 }
 
+/* Whether a client that P's output goes to is behind (and still taking some): P's output waits. */
+static int held_up(struct proc *p)
+{
+	struct client *c;
+
+	for (c = S.clients; c; c = c->next)
+		if (!c->dead && c->behind_at &&
+		    ((p == &S.init && c->kind == C_ATTACH) || (c->kind == C_EXEC && c->ex == p)))
+			return 1;
+	return 0;
+}
+
+/* A client that has taken nothing for STALL_MS while behind no longer holds anyone up. */
+static void drop_stalled(long long now)
+{
+	struct client *c;
+
+	for (c = S.clients; c; c = c->next)
+		if (!c->dead && c->behind_at && now - c->behind_at >= STALL_MS)
+			drop(c);
+}
+
 /* An exec whose process has ended and whose output is read gets its exit frame. */
 static void finish_execs(long long now)
 {
@@ -1388,6 +1433,8 @@ static void finish_execs(long long now)
 
 		if (!p || p->done || !p->exited || c->dead)
 			continue;
+		if (held_up(p) && p->deadline < now + DRAIN_MS)
+			p->deadline = now + DRAIN_MS; /* output still waits in the pipes for the client */
 		if (!proc_drained(p) && now < p->deadline)
 			continue;
 		proc_read_all(p);
@@ -1426,9 +1473,12 @@ static int timeout_for(long long now)
 		until = S.init.deadline;
 	if (S.finished)
 		until = S.flush_deadline;
-	for (c = S.clients; c; c = c->next)
+	for (c = S.clients; c; c = c->next) {
 		if (c->ex && c->ex->exited && !c->ex->done && (until < 0 || c->ex->deadline < until))
 			until = c->ex->deadline;
+		if (!c->dead && c->behind_at && (until < 0 || c->behind_at + STALL_MS < until))
+			until = c->behind_at + STALL_MS;
+	}
 	if (until < 0)
 		return -1;
 	return until > now ? (int)(until - now) : 0;
@@ -1452,7 +1502,10 @@ static void loop(void)
 		long long now = now_ms();
 		size_t i;
 
+		drop_stalled(now);
 		finish_execs(now);
+		if (S.init.exited && held_up(&S.init) && S.init.deadline < now + DRAIN_MS)
+			S.init.deadline = now + DRAIN_MS;
 		if (S.init.exited && !S.finished && (proc_drained(&S.init) || now >= S.init.deadline)) {
 			finish_init();
 			/* No new clients: the container has ended. */
@@ -1555,6 +1608,8 @@ int main(int argc, char **argv)
 	sigset_t mask;
 	pid_t pid;
 
+	/* Nothing the caller left open (a listening socket, say) is held for the container's life. */
+	close_range(3, ~0U, 0);
 	S.umask = umask(0077);
 	if (chdir(dir) < 0)
 		die(dir);

@@ -183,7 +183,12 @@ async function shimmed(as: As, args: string[], opts: ShimOptions = {}) {
     shimPid,
     file,
     read: (name: string) => fs.readFileSync(file(name), "utf8"),
-    attach: (flags: number) => new Client(file("attach.sock"), Buffer.from([0x41, flags])),
+    /** `A` with the flags and 8 (ack): returns once the shim has said it is attached. */
+    attach: async (flags: number) => {
+      const c = new Client(file("attach.sock"), Buffer.from([0x41, flags | 8]));
+      if (!(await c.until(() => c.frames.length > 0, 3000))) throw new Error("attach: no answer");
+      return c;
+    },
     wait: () => new Client(file("attach.sock"), Buffer.from("W")),
     exec,
     start: async () => {
@@ -242,8 +247,8 @@ function shimTests(as: As) {
     const script =
       "echo out1; echo err1 >&2; printf 'q\"b\\\\s\\t\\001\\377\\n'; printf partial; sleep 0.2; exit 3";
     const s = await shimmed(as, ["sh", "-c", script]);
-    const both = s.attach(2 | 4);
-    const outOnly = s.attach(2);
+    const both = await s.attach(2 | 4);
+    const outOnly = await s.attach(2);
     const waiter = s.wait();
     await Bun.sleep(100);
     await s.start();
@@ -253,6 +258,7 @@ function shimTests(as: As) {
     const exit = JSON.parse(s.read("exit.json"));
     expect({
       codes,
+      ack: [both.frames[0].stream, both.frames[0].data.length],
       out: both.text(1),
       err: both.text(2),
       outOnly: [outOnly.text(1), outOnly.text(2)],
@@ -263,6 +269,7 @@ function shimTests(as: As) {
       left: ["attach.sock", "shim.pid"].filter((f) => fs.existsSync(s.file(f))),
     }).toEqual({
       codes: [3, 3, 3],
+      ack: [1, 0],
       out: "out1\nq\"b\\s\t\u0001\uFFFD\npartial",
       err: "err1\n",
       outOnly: ["out1\nq\"b\\s\t\u0001\uFFFD\npartial", ""],
@@ -281,7 +288,7 @@ function shimTests(as: As) {
 
   test("shim passes stdin from a client and closes it at the client's end with --stdin-once", async () => {
     const s = await shimmed(as, ["sh", "-c", "cat; echo done"], { flags: ["--stdin", "--stdin-once"] });
-    const c = s.attach(1 | 2);
+    const c = await s.attach(1 | 2);
     await s.start();
     c.send("abc\n");
     expect(await c.until(() => c.text().includes("abc"))).toBe(true);
@@ -306,9 +313,10 @@ function shimTests(as: As) {
     const script = "stty size; read x; echo got $x; stty size";
     const s = await shimmed(as, ["sh", "-c", script], { tty: true, flags: ["--stdin"] });
     expect(await s.resize(30, 100)).toBe(0);
-    const c = s.attach(1 | 2 | 4);
+    const c = await s.attach(1 | 2 | 4);
     await s.start();
-    expect(await c.until(() => c.text().includes("30 100"))).toBe(true);
+    await c.until(() => c.text().includes("30 100"));
+    expect(c.text()).toContain("30 100");
     expect(await s.resize(40, 120)).toBe(0);
     c.send("hi\n");
     expect(await c.finished()).toBe(0);
@@ -348,6 +356,12 @@ function shimTests(as: As) {
     c.send("\n");
     expect(await c.finished()).toBe(0);
     expect(c.text().replaceAll("\r\n", "\n")).toMatch(/^\/dev\/pts\/\d+\n\n12 34\n$/);
+    // A second terminal in the same container, once the first has closed.
+    const again = s.exec(2, ["tty"], true).client;
+    expect({ code: await again.finished(), out: again.text() }).toEqual({
+      code: 0,
+      out: expect.stringMatching(/^\/dev\/pts\/\d+\r\n$/),
+    });
   });
 
   test("shim rotates its log by size and keeps --log-max-files files", async () => {
@@ -399,8 +413,8 @@ describe.skipIf(!!noRoot)("shim, once", () => {
     // 2.5 MiB in one burst: more than a client may owe.
     const script = "sleep 0.3; dd if=/dev/zero bs=65536 count=40 2>/dev/null | tr '\\0' x; echo";
     const s = await shimmed(as, ["sh", "-c", script]);
-    const reader = s.attach(2);
-    const stuck = s.attach(2);
+    const reader = await s.attach(2);
+    const stuck = await s.attach(2);
     stuck.sock.pause();
     await Bun.sleep(100);
     await s.start();
