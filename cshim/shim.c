@@ -8,8 +8,33 @@
  *     tinyc-shim [--tty] [--stdin] [--stdin-once] [--log NAME] [--log-max-size BYTES]
  *                [--log-max-files N] DIR -- RUNTIME_ARGV...
  *
+ * The caller's child exits 0 at once; the shim goes on in a session of its own, as a child
+ * subreaper, with DIR as its working folder and only names relative to it. It writes shim.pid,
+ * runs RUNTIME_ARGV (a `create` that leaves the container's process waiting for `start`, which
+ * then becomes the shim's child) and writes one line to its stdout: "ok PID" (from init.pid)
+ * or "error STATUS" (the runtime's exit status; 125 when the shim itself could not start it),
+ * after which an error ends the shim with status 1.
+ *
+ * attach.sock takes one request per connection, named by its first byte:
+ *   A FLAGS      attach: FLAGS 1 stdin, 2 stdout, 4 stderr, 8 acknowledge with an empty stdout
+ *                frame. Output comes as frames [stream, 0, 0, 0, length BE32] + bytes (stream 1
+ *                stdout, 2 stderr); the end is the exit frame [3, 0, 0, 0, 0, 0, 0, 4] + status
+ *                BE32, then the shim closes. Bytes sent go to stdin; with --stdin-once the
+ *                client's end of file closes stdin (with a terminal: its end-of-file
+ *                character is written, ^D unless the terminal says otherwise).
+ *   R ROWS COLS  (BE16 each) resize the terminal; answer 0 (done) or 1 (no terminal), close.
+ *   W            the exit frame once the first process has exited.
+ *   X FLAGS LEN BODY  exec: FLAGS 1 stdin, 2 terminal; BODY is LEN bytes of NUL-terminated
+ *                strings: pid-file name, console-socket name (empty without a terminal), the
+ *                runtime's argv. The connection then works as an attach to that process alone,
+ *                and the end of the client's input closes its stdin.
+ *   T N NAME ROWS COLS  resize the terminal of the exec whose pid-file name is NAME (N bytes).
+ * Output of the first process also goes to the log as docker's json-file lines; an exec's
+ * does not. exit.json records the first process's end; attach.sock and shim.pid go when the
+ * shim ends.
+ *
  * One process, one poll() loop, no threads; memory is a few small allocations, so a shim
- * costs about a megabyte.
+ * costs about a megabyte of RSS, most of it shared.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -124,6 +149,18 @@ static struct {
 static void die(const char *what)
 {
 	dprintf(2, "tinyc-shim: %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+static void ready_line(const char *text);
+static void shutdown_sockets(void);
+
+/* Set-up failed once the caller's child has gone: the ready line says so. */
+static void start_failed(const char *what)
+{
+	dprintf(2, "tinyc-shim: %s: %s\n", what, strerror(errno));
+	ready_line("error 125\n");
+	shutdown_sockets();
 	exit(1);
 }
 
@@ -1598,7 +1635,7 @@ static void write_pid_file(void)
 
 	if (fd < 0 || write_all(fd, text, (size_t)n) < 0 || close(fd) < 0 ||
 	    rename("shim.pid.tmp", "shim.pid") < 0)
-		die("write shim.pid");
+		start_failed("write shim.pid");
 }
 
 int main(int argc, char **argv)
@@ -1639,7 +1676,7 @@ int main(int argc, char **argv)
 	setsid();
 	dup2(S.devnull, 0);
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
-		die("become a subreaper");
+		start_failed("become a subreaper");
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGINT, SIG_IGN);
@@ -1648,16 +1685,12 @@ int main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	S.sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (S.sigfd < 0)
-		die("signalfd");
+		start_failed("signalfd");
 	write_pid_file();
 	unlink(INIT_PID_FILE);
 	unlink("exit.json");
-	if (proc_start(&S.init, argv + first, S.want_stdin, S.tty) < 0) {
-		dprintf(2, "tinyc-shim: run the runtime: %s\n", strerror(errno));
-		ready_line("error 125\n");
-		shutdown_sockets();
-		return 1;
-	}
+	if (proc_start(&S.init, argv + first, S.want_stdin, S.tty) < 0)
+		start_failed("run the runtime");
 	loop();
 	return 0;
 }
