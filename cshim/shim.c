@@ -58,7 +58,7 @@
 #include <unistd.h>
 
 #define READ_CHUNK 16384          /* one read from the container; also the longest log entry */
-#define READS_PER_WAKE 16         /* reads of one stream before others get a turn */
+#define READS_PER_WAKE 8          /* reads of one stream before others get a turn */
 #define CLIENT_MAX_BUF (1 << 20)  /* output a client may owe before it is dropped */
 #define CLIENT_BEHIND (1 << 19)   /* past this, the process's output waits for the client... */
 #define STALL_MS 1000             /* ... unless it has taken nothing for this long: dropped */
@@ -265,7 +265,7 @@ static size_t utf8_len(const unsigned char *s, size_t n)
 		need = 4;
 	else
 		return 0;
-	/* The second byte's range rules out overlong forms, surrogates and code points past U+10FFFF. */
+	/* The second byte's range rules out overlong forms, surrogates and anything past U+10FFFF. */
 	if (c == 0xe0)
 		lo = 0xa0;
 	else if (c == 0xed)
@@ -282,7 +282,7 @@ static size_t utf8_len(const unsigned char *s, size_t n)
 	return need;
 }
 
-/* JSON string escaping; each byte that is not part of valid UTF-8 becomes \ufffd, as Go's encoder does. */
+/* JSON string escaping; a byte that is not part of valid UTF-8 becomes \ufffd, as in Go's encoder. */
 static void json_escape(struct sink *k, const unsigned char *s, size_t n)
 {
 	size_t i = 0, run = 0;
@@ -558,12 +558,12 @@ static int recv_master(int sock)
 static void accept_console(struct proc *p)
 {
 	int conn = accept4(p->listen, NULL, NULL, SOCK_CLOEXEC);
+	struct pollfd pfd = { .fd = conn, .events = POLLIN };
 	int fd;
 
 	if (conn < 0)
 		return;
 	/* The runtime sends at once; a connection that does not must not stall the shim. */
-	struct pollfd pfd = { .fd = conn, .events = POLLIN };
 	fd = poll(&pfd, 1, 1000) == 1 ? recv_master(conn) : -1;
 	close(conn);
 	if (fd < 0)
@@ -838,8 +838,9 @@ static void write_exit_json(struct proc *p)
 	int fd, n;
 
 	format_time(&p->when, when, sizeof(when));
-	n = snprintf(text, sizeof(text), "{\"exitCode\":%d,\"signal\":%d,\"finishedAt\":\"%s\",\"pid\":%d}\n",
-		     p->code, p->signal, when, (int)p->pid);
+	n = snprintf(text, sizeof(text),
+		     "{\"exitCode\":%d,\"signal\":%d,\"finishedAt\":\"%s\",\"pid\":%d}\n", p->code,
+		     p->signal, when, (int)p->pid);
 	fd = open("exit.json.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return;
@@ -1051,7 +1052,8 @@ static void start_exec(struct client *c)
 	unlink(ex->pid_name);
 	if (proc_start(ex, argv, (c->flags & EXEC_STDIN) != 0, 0) < 0) {
 		char msg[256];
-		int n = snprintf(msg, sizeof(msg), "tinyc-shim: run the exec: %s\n", strerror(errno));
+		int n = snprintf(msg, sizeof(msg), "tinyc-shim: run the exec: %s\n",
+				 strerror(errno));
 
 		client_frame(c, STREAM_STDERR, msg, (size_t)n);
 		ex->exited = ex->done = 1;
@@ -1067,7 +1069,7 @@ bad:
 	client_exit(c, 125);
 }
 
-/* Sets the size of TTY from 4 bytes (rows, cols, big-endian); answers 0 (done) or 1, then closes. */
+/* Sets TTY's size from 4 bytes (rows, cols, big-endian); answers 0 (done) or 1, then closes. */
 static void do_resize(struct client *c, int tty, const unsigned char *size)
 {
 	struct winsize ws = { 0 };
@@ -1137,7 +1139,7 @@ static void client_bytes(struct client *c, const char *data, size_t len)
 		case C_ATTACH_FLAGS:
 			c->flags = (unsigned char)data[off++];
 			c->kind = C_ATTACH;
-			/* Asked for, an empty stdout frame says that output from now on reaches the client. */
+			/* Asked for, an empty stdout frame says that output from now on gets there. */
 			if (c->flags & FLAG_ACK)
 				client_frame(c, STREAM_STDOUT, "", 0);
 			if (S.finished)
@@ -1232,7 +1234,7 @@ static void accept_clients(void)
 		c->fd = fd;
 		c->next = S.clients;
 		S.clients = c;
-		/* A client writes its request at once: taken now, it sees output that comes next. */
+		/* A client writes its request at once: taken now, it sees the output that follows. */
 		client_read(c);
 	}
 }
@@ -1471,7 +1473,7 @@ static void finish_execs(long long now)
 		if (!p || p->done || !p->exited || c->dead)
 			continue;
 		if (held_up(p) && p->deadline < now + DRAIN_MS)
-			p->deadline = now + DRAIN_MS; /* output still waits in the pipes for the client */
+			p->deadline = now + DRAIN_MS; /* output still waits in the pipes */
 		if (!proc_drained(p) && now < p->deadline)
 			continue;
 		proc_read_all(p);
@@ -1511,8 +1513,10 @@ static int timeout_for(long long now)
 	if (S.finished)
 		until = S.flush_deadline;
 	for (c = S.clients; c; c = c->next) {
-		if (c->ex && c->ex->exited && !c->ex->done && (until < 0 || c->ex->deadline < until))
-			until = c->ex->deadline;
+		struct proc *p = c->ex;
+
+		if (p && p->exited && !p->done && (until < 0 || p->deadline < until))
+			until = p->deadline;
 		if (!c->dead && c->behind_at && (until < 0 || c->behind_at + STALL_MS < until))
 			until = c->behind_at + STALL_MS;
 	}
@@ -1543,7 +1547,8 @@ static void loop(void)
 		finish_execs(now);
 		if (S.init.exited && held_up(&S.init) && S.init.deadline < now + DRAIN_MS)
 			S.init.deadline = now + DRAIN_MS;
-		if (S.init.exited && !S.finished && (proc_drained(&S.init) || now >= S.init.deadline)) {
+		if (S.init.exited && !S.finished &&
+		    (proc_drained(&S.init) || now >= S.init.deadline)) {
 			finish_init();
 			/* No new clients: the container has ended. */
 			shutdown_sockets();
@@ -1568,8 +1573,8 @@ static void loop(void)
 static void usage(int status)
 {
 	dprintf(status ? 2 : 1,
-		"usage: tinyc-shim [--tty] [--stdin] [--stdin-once] [--log NAME] [--log-max-size BYTES]\n"
-		"                  [--log-max-files N] DIR -- RUNTIME_ARGV...\n");
+		"usage: tinyc-shim [--tty] [--stdin] [--stdin-once] [--log NAME]\n"
+		"                  [--log-max-size BYTES] [--log-max-files N] DIR -- RUNTIME_ARGV...\n");
 	exit(status);
 }
 
@@ -1620,11 +1625,23 @@ static int parse(int argc, char **argv, const char **dir)
 	if (i + 2 >= argc || strcmp(argv[i + 1], "--") != 0)
 		usage(2);
 	if (S.log_files < 1 || !*S.log_name || strchr(S.log_name, '/')) {
-		dprintf(2, "tinyc-shim: --log is a file name in DIR and --log-max-files at least 1\n");
+		dprintf(2, "tinyc-shim: --log is a name in DIR, and --log-max-files at least 1\n");
 		exit(2);
 	}
 	*dir = argv[i];
 	return i + 2;
+}
+
+/* fds 0 to 2 open (on /dev/null if the caller closed them): pipes made later never land there. */
+static void stdio_open(void)
+{
+	int fd;
+
+	do
+		fd = open("/dev/null", O_RDWR);
+	while (fd >= 0 && fd <= 2);
+	if (fd >= 0)
+		close(fd);
 }
 
 static void write_pid_file(void)
@@ -1647,6 +1664,7 @@ int main(int argc, char **argv)
 
 	/* Nothing the caller left open (a listening socket, say) is held for the container's life. */
 	close_range(3, ~0U, 0);
+	stdio_open();
 	S.umask = umask(0077);
 	if (chdir(dir) < 0)
 		die(dir);

@@ -11,7 +11,9 @@
 // in one temporary folder, removed at exit, and every container is deleted.
 
 import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import minimist from "minimist";
@@ -120,10 +122,12 @@ try {
   const rows = pids.map((pid) => ({ pid, ...rollup(pid) }));
   const col = (k: string) => rows.map((r) => r[k as keyof typeof r] as number);
   const kib = (n: number) => `${n} KiB`;
-  console.log(`${count} shims, each holding a running container (${args.verb ? "tinyc shim" : "one shared memfd"}):`);
+  const how = args.verb ? "tinyc shim" : "one shared memfd";
+  console.log(`${count} shims, each holding a running container (${how}):`);
   console.log("pid      Pss      Rss      Private_Clean+Private_Dirty");
   for (const r of rows) {
-    console.log(`${String(r.pid).padEnd(8)} ${kib(r.Pss).padEnd(8)} ${kib(r.Rss).padEnd(8)} ${kib(r.Private_Clean + r.Private_Dirty)}`);
+    const own = kib(r.Private_Clean + r.Private_Dirty);
+    console.log(`${String(r.pid).padEnd(8)} ${kib(r.Pss).padEnd(8)} ${kib(r.Rss).padEnd(8)} ${own}`);
   }
   console.log(`PSS median ${kib(median(col("Pss")))}, largest ${kib(Math.max(...col("Pss")))}; ` +
     `RSS median ${kib(median(col("Rss")))}`);

@@ -95,7 +95,8 @@ class Client {
 
   /** What came on a stream, as text. */
   text(stream = 1): string {
-    return Buffer.concat(this.frames.filter((f) => f.stream === stream).map((f) => f.data)).toString();
+    const mine = this.frames.filter((f) => f.stream === stream);
+    return Buffer.concat(mine.map((f) => f.data)).toString();
   }
 
   /** The exit status of the exit frame, or undefined before it. */
@@ -112,7 +113,8 @@ class Client {
     while (!check()) {
       const left = deadline - Date.now();
       if (closed || left <= 0) return check();
-      await Promise.race([new Promise<void>((r) => this.wake.push(r)), Bun.sleep(Math.min(left, 100))]);
+      const woken = new Promise<void>((r) => this.wake.push(r));
+      await Promise.race([woken, Bun.sleep(Math.min(left, 100))]);
     }
     return true;
   }
@@ -165,7 +167,8 @@ async function shimmed(as: As, args: string[], opts: ShimOptions = {}) {
   const flags = [...(opts.tty ? ["--tty"] : []), ...(opts.flags ?? [])];
   const r = await run(["shim", ...flags, dir, "--", ...runtime], { as, timeoutMs: 20_000 });
   const file = (name: string) => path.join(dir, name);
-  const shimPid = Number(fs.existsSync(file("shim.pid")) ? fs.readFileSync(file("shim.pid"), "utf8") : 0);
+  const pidText = fs.existsSync(file("shim.pid")) ? fs.readFileSync(file("shim.pid"), "utf8") : "0";
+  const shimPid = Number(pidText);
   // Undone before the root's cleanup: the container is then deleted by the runtime.
   tidy.add(() => killIfAlive(shimPid));
   const exec = (flags: number, argv: string[], tty = false) => {
@@ -173,7 +176,8 @@ async function shimmed(as: As, args: string[], opts: ShimOptions = {}) {
     const sock = tty ? `exec-${n}.sock` : "";
     const rtArgs = [TINYC, "--root", rt.dir, "exec", "--detach", "--pid-file", `exec-${n}.pid`,
       ...(tty ? ["--tty", "--console-socket", sock] : []), id, ...argv];
-    return { client: new Client(file("attach.sock"), execRequest(flags, `exec-${n}.pid`, sock, rtArgs)), pidFile: `exec-${n}.pid` };
+    const pidFile = `exec-${n}.pid`;
+    return { client: new Client(file("attach.sock"), execRequest(flags, pidFile, sock, rtArgs)), pidFile };
   };
   return {
     r,
@@ -226,15 +230,19 @@ function shimTests(as: As) {
   test("shim runs create, says ok with the pid and adopts the container's process", async () => {
     const s = await shimmed(as, FOREVER);
     const pid = Number(s.read("init.pid"));
-    const ppid = Number(/^PPid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]);
+    const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
+    const ppid = Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]);
     const mode = (name: string) => fs.statSync(s.file(name)).mode & 0o777;
+    const resize = await s.resize(24, 80);
     expect({
+      resize,
       code: s.r.code,
       stdout: s.r.stdout,
       parent: ppid,
       running: isRunning(s.shimPid),
       modes: [mode("attach.sock"), mode("container.log")],
     }).toEqual({
+      resize: 1, // no terminal
       code: 0,
       stdout: `ok ${pid}\n`,
       parent: s.shimPid,
@@ -244,8 +252,8 @@ function shimTests(as: As) {
   });
 
   test("shim sends output as frames and to the log, then the exit to every client", async () => {
-    const script =
-      "echo out1; echo err1 >&2; printf 'q\"b\\\\s\\t\\001\\377\\n'; printf partial; sleep 0.2; exit 3";
+    const script = "echo out1; echo err1 >&2; printf 'q\"b\\\\s\\t\\001\\377\\n'; " +
+      "printf partial; sleep 0.2; exit 3";
     const s = await shimmed(as, ["sh", "-c", script]);
     const both = await s.attach(2 | 4);
     const outOnly = await s.attach(2);
@@ -286,15 +294,17 @@ function shimTests(as: As) {
     });
   });
 
-  test("shim passes stdin from a client and closes it at the client's end with --stdin-once", async () => {
-    const s = await shimmed(as, ["sh", "-c", "cat; echo done"], { flags: ["--stdin", "--stdin-once"] });
+  test("shim passes stdin from a client, closed at the client's end with --stdin-once", async () => {
+    const flags = ["--stdin", "--stdin-once"];
+    const s = await shimmed(as, ["sh", "-c", "cat; echo done"], { flags });
     const c = await s.attach(1 | 2);
     await s.start();
     c.send("abc\n");
     expect(await c.until(() => c.text().includes("abc"))).toBe(true);
     c.send("def\n");
     c.end();
-    expect({ code: await c.finished(), out: c.text() }).toEqual({ code: 0, out: "abc\ndef\ndone\n" });
+    const got = { code: await c.finished(), out: c.text() };
+    expect(got).toEqual({ code: 0, out: "abc\ndef\ndone\n" });
   });
 
   test("shim records death by signal as 128+N in exit.json", async () => {
@@ -343,7 +353,14 @@ function shimTests(as: As) {
       missing: missing.text(2).includes("no-such-program"),
       log: s.read("container.log"),
       left: fs.readdirSync(s.dir).filter((f) => f.startsWith("exec-")),
-    }).toEqual({ codes: [5, 127], out: "out\nin\n", err: "err\n", missing: true, log: "", left: [] });
+    }).toEqual({
+      codes: [5, 127],
+      out: "out\nin\n",
+      err: "err\n",
+      missing: true,
+      log: "",
+      left: [],
+    });
   });
 
   test("shim execs with a terminal, resized through the exec's pid-file name", async () => {
@@ -374,7 +391,8 @@ function shimTests(as: As) {
     expect(await w.finished()).toBe(0);
     await s.gone();
     const files = fs.readdirSync(s.dir).filter((f) => f.startsWith("out.log")).sort();
-    const lines = ["out.log.2", "out.log.1", "out.log"].flatMap((f) => logEntries(s, f).map((e) => e.log));
+    const lines = ["out.log.2", "out.log.1", "out.log"]
+      .flatMap((f) => logEntries(s, f).map((e) => e.log));
     const first = Number(/line-(\d+)/.exec(lines[0])?.[1]);
     expect({
       files,
@@ -426,7 +444,7 @@ describe.skipIf(!!noRoot)("shim, once", () => {
     });
   });
 
-  test("shim says error with the runtime's status when create fails, and leaves no socket", async () => {
+  test("shim says error with the runtime's status when create fails, leaving no socket", async () => {
     const s = await shimmed(as, FOREVER, { bundleDir: "/nonexistent-bundle" });
     expect(await waitUntil(() => !fs.existsSync(s.file("attach.sock")))).toBe(true);
     expect({
@@ -445,12 +463,12 @@ describe.skipIf(!!noRoot)("shim, once", () => {
       listed: help.stdout.includes("shim"),
       usage: [usage.code, usage.stdout.startsWith("usage: tinyc-shim")],
       bad: [bad.code, bad.stderr],
-      noDir: [noDir.code, noDir.stderr.trim().split("\n").length, noDir.stderr.startsWith("tinyc-shim: ")],
+      noDir: [noDir.code, noDir.stderr.split("\n").length, noDir.stderr.startsWith("tinyc-shim: ")],
     }).toEqual({
       listed: false,
       usage: [0, true],
       bad: [2, 'tinyc-shim: unknown flag "--bogus" (or it needs a value)\n'],
-      noDir: [1, 1, true],
+      noDir: [1, 2, true],
     });
   });
 });
