@@ -307,6 +307,23 @@ function shimTests(as: As) {
     expect(got).toEqual({ code: 0, out: "abc\ndef\ndone\n" });
   });
 
+  test("shim keeps stdin open at a client's end without --stdin-once", async () => {
+    const s = await shimmed(as, ["cat"], { flags: ["--stdin"] });
+    const first = await s.attach(1 | 2);
+    await s.start();
+    first.send("a\n");
+    first.end();
+    await first.until(() => first.text() === "a\n");
+    const second = await s.attach(1 | 2);
+    second.send("b\n");
+    await second.until(() => second.text() === "b\n");
+    expect((await s.rt.tinyc(["kill", s.id, "KILL"])).code).toBe(0);
+    expect({
+      first: [await first.finished(), first.text()],
+      second: [await second.finished(), second.text()],
+    }).toEqual({ first: [137, "a\nb\n"], second: [137, "b\n"] });
+  });
+
   test("shim records death by signal as 128+N in exit.json", async () => {
     const s = await shimmed(as, FOREVER);
     const w = s.wait();
@@ -438,9 +455,17 @@ describe.skipIf(!!noRoot)("shim, once", () => {
     await s.start();
     expect(await reader.finished(15_000)).toBe(0);
     expect(await s.gone()).toBe(true);
-    expect({ got: reader.text().length, stuckExit: stuck.exit() }).toEqual({
+    const log = logEntries(s);
+    expect({
+      got: reader.text().length,
+      stuckExit: stuck.exit(),
+      log: log.map((e) => e.log).join("").length,
+      longest: Math.max(...log.map((e) => e.log.length)),
+    }).toEqual({
       got: 65536 * 40 + 1,
       stuckExit: undefined,
+      log: 65536 * 40 + 1,
+      longest: 16384,
     });
   });
 
