@@ -355,6 +355,22 @@ function shimTests(as: As) {
     }).toEqual({ out: "30 100\nhi\ngot hi\n40 120\n", streams: [1, 3], log: out });
   });
 
+  test("shim ends a terminal's input with its end-of-file character with --stdin-once", async () => {
+    const s = await shimmed(as, ["sh", "-c", "cat; echo done"], {
+      tty: true,
+      flags: ["--stdin", "--stdin-once"],
+    });
+    const c = await s.attach(1 | 2);
+    await s.start();
+    c.send("x\n");
+    await c.until(() => c.text().includes("x\r\nx\r\n"));
+    c.end();
+    expect({ code: await c.finished(), out: c.text() }).toEqual({
+      code: 0,
+      out: expect.stringMatching(/^x\r\nx\r\n(\^D\x08\x08)?done\r\n$/),
+    });
+  });
+
   test("shim execs in the container: output, stdin with end of file, exit status", async () => {
     const s = await shimmed(as, FOREVER);
     await s.start();
@@ -467,6 +483,22 @@ describe.skipIf(!!noRoot)("shim, once", () => {
       log: 65536 * 40 + 1,
       longest: 16384,
     });
+  });
+
+  test("shim with one log file empties it when it is full", async () => {
+    const script = "i=0; while [ $i -lt 40 ]; do echo line-$i; i=$((i+1)); done";
+    const s = await shimmed(as, ["sh", "-c", script], { flags: ["--log-max-size", "400"] });
+    const w = s.wait();
+    await s.start();
+    expect(await w.finished()).toBe(0);
+    await s.gone();
+    const lines = logEntries(s).map((e) => e.log);
+    expect({
+      files: fs.readdirSync(s.dir).filter((f) => f.startsWith("container.log")),
+      size: fs.statSync(s.file("container.log")).size <= 400,
+      last: lines.at(-1),
+      count: lines.length < 40,
+    }).toEqual({ files: ["container.log"], size: true, last: "line-39\n", count: true });
   });
 
   test("shim says error with the runtime's status when create fails, leaving no socket", async () => {
