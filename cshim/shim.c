@@ -137,7 +137,6 @@ static struct {
 	int sigfd, lfd, devnull;
 	mode_t umask;
 	struct proc init;
-	int ready;
 	int finished;           /* the first process's exit went out to the clients */
 	long long flush_deadline;
 	struct client *clients;
@@ -954,14 +953,12 @@ static void runtime_done(struct proc *p, int status)
 		snprintf(line, sizeof(line), "error %d\n", code);
 		ready_line(line);
 		shutdown_sockets();
-		unlink("shim.pid");
 		exit(1);
 	}
 	p->started = 1;
 	if (p == &S.init) {
 		snprintf(line, sizeof(line), "ok %d\n", (int)p->pid);
 		ready_line(line);
-		S.ready = 1;
 	}
 	if (take_reaped(p->pid, &r))
 		proc_exited(p, r.status, &r.when);
