@@ -21,7 +21,9 @@ import {
   scratchDir,
   tinycSkipReason,
 } from "./harness";
-import { Tidy, busybox, isRunning, killIfAlive, ownerIds, waitUntil } from "./runkit";
+import {
+  Tidy, busybox, isRunning, killIfAlive, ownerIds, pidsWithArg, waitUntil,
+} from "./runkit";
 
 afterAll(cleanup);
 
@@ -483,6 +485,31 @@ describe.skipIf(!!noRoot)("shim, once", () => {
       log: 65536 * 40 + 1,
       longest: 16384,
     });
+  });
+
+  test("shim ends soon after the first process although another holds its stdout open", async () => {
+    // Without a pid namespace the background sleep outlives the first process, pipes and all.
+    const marker = `shim-bg-${process.pid}-${Date.now()}`;
+    const s = await shimmed(as, ["sh", "-c", `sh -c 'sleep 30; : ${marker}' & echo hi`], {
+      config: (spec) => {
+        spec.linux.namespaces = spec.linux.namespaces.filter((n) => n.type !== "pid");
+      },
+    });
+    tidy.add(() => {
+      for (const pid of pidsWithArg(marker)) {
+        const kids = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8");
+        for (const kid of kids.split(" ").filter(Boolean)) killIfAlive(Number(kid));
+        killIfAlive(pid);
+      }
+    });
+    const c = await s.attach(2);
+    await s.start();
+    expect({ code: await c.finished(), out: c.text(), gone: await s.gone() }).toEqual({
+      code: 0,
+      out: "hi\n",
+      gone: true,
+    });
+    expect(pidsWithArg(marker).length).toBe(1);
   });
 
   test("shim with one log file empties it when it is full", async () => {
