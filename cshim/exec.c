@@ -738,6 +738,21 @@ static void step_ready(struct child *c, const struct tc_step *s)
 		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
+/* Binds the terminal's slave PATH over /dev/console, made if missing (a read-only /dev skips it). */
+static void bind_console(struct child *c, const char *path)
+{
+	int fd = open("/dev/console", O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+	if (fd < 0) {
+		if (errno != EROFS)
+			die(c, errno, "/dev/console");
+		return;
+	}
+	close(fd);
+	if (mount(path, "/dev/console", NULL, MS_BIND, NULL) < 0)
+		die(c, errno, "/dev/console");
+}
+
 /*
  * The terminal is made inside the container, from its own /dev/ptmx, so that the program sees
  * /dev/pts/N of its own devpts (ttyname works). The master goes to the parent over the socket
@@ -764,14 +779,9 @@ static void step_console(struct child *c, const struct tc_step *s)
 	close(sock);
 
 	path_with_number(path, "/dev/pts/", n);
-	ret = open("/dev/console", O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (ret >= 0) {
-		close(ret);
-		if (mount(path, "/dev/console", NULL, MS_BIND, NULL) < 0)
-			die(c, errno, "/dev/console");
-	} else if (errno != EROFS) {
-		die(c, errno, "/dev/console");
-	}
+	/* A process joining a running container keeps the container's /dev/console. */
+	if (!(s->flags & TC_F_KEEP_CONSOLE))
+		bind_console(c, path);
 
 	if (setsid() < 0)
 		die(c, errno, "setsid");

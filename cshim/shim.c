@@ -8,8 +8,33 @@
  *     tinyc-shim [--tty] [--stdin] [--stdin-once] [--log NAME] [--log-max-size BYTES]
  *                [--log-max-files N] DIR -- RUNTIME_ARGV...
  *
+ * The caller's child exits 0 at once; the shim goes on in a session of its own, as a child
+ * subreaper, with DIR as its working folder and only names relative to it. It writes shim.pid,
+ * runs RUNTIME_ARGV (a `create` that leaves the container's process waiting for `start`, which
+ * then becomes the shim's child) and writes one line to its stdout: "ok PID" (from init.pid)
+ * or "error STATUS" (the runtime's exit status; 125 when the shim itself could not start it),
+ * after which an error ends the shim with status 1.
+ *
+ * attach.sock takes one request per connection, named by its first byte:
+ *   A FLAGS      attach: FLAGS 1 stdin, 2 stdout, 4 stderr, 8 acknowledge with an empty stdout
+ *                frame. Output comes as frames [stream, 0, 0, 0, length BE32] + bytes (stream 1
+ *                stdout, 2 stderr); the end is the exit frame [3, 0, 0, 0, 0, 0, 0, 4] + status
+ *                BE32, then the shim closes. Bytes sent go to stdin; with --stdin-once the
+ *                client's end of file closes stdin (with a terminal: its end-of-file
+ *                character is written, ^D unless the terminal says otherwise).
+ *   R ROWS COLS  (BE16 each) resize the terminal; answer 0 (done) or 1 (no terminal), close.
+ *   W            the exit frame once the first process has exited.
+ *   X FLAGS LEN BODY  exec: FLAGS 1 stdin, 2 terminal; BODY is LEN bytes of NUL-terminated
+ *                strings: pid-file name, console-socket name (empty without a terminal), the
+ *                runtime's argv. The connection then works as an attach to that process alone,
+ *                and the end of the client's input closes its stdin.
+ *   T N NAME ROWS COLS  resize the terminal of the exec whose pid-file name is NAME (N bytes).
+ * Output of the first process also goes to the log as docker's json-file lines; an exec's
+ * does not. exit.json records the first process's end; attach.sock and shim.pid go when the
+ * shim ends.
+ *
  * One process, one poll() loop, no threads; memory is a few small allocations, so a shim
- * costs about a megabyte.
+ * costs about a megabyte of RSS, most of it shared.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -33,8 +58,10 @@
 #include <unistd.h>
 
 #define READ_CHUNK 16384          /* one read from the container; also the longest log entry */
-#define READS_PER_WAKE 16         /* reads of one stream before others get a turn */
+#define READS_PER_WAKE 8          /* reads of one stream before others get a turn */
 #define CLIENT_MAX_BUF (1 << 20)  /* output a client may owe before it is dropped */
+#define CLIENT_BEHIND (1 << 19)   /* past this, the process's output waits for the client... */
+#define STALL_MS 1000             /* ... unless it has taken nothing for this long: dropped */
 #define DRAIN_MS 200              /* output still read after a process has exited */
 #define FLUSH_MS 2000             /* time clients get to take their last frames */
 #define EXEC_MAX_REQUEST 65536    /* longest exec request */
@@ -45,7 +72,7 @@
 #define INIT_PID_FILE "init.pid"
 
 enum { STREAM_STDOUT = 1, STREAM_STDERR = 2, STREAM_EXIT = 3 };
-enum { FLAG_STDIN = 1, FLAG_STDOUT = 2, FLAG_STDERR = 4 };
+enum { FLAG_STDIN = 1, FLAG_STDOUT = 2, FLAG_STDERR = 4, FLAG_ACK = 8 };
 enum { EXEC_STDIN = 1, EXEC_TTY = 2 };
 
 /* A process whose stdio the shim holds: the container's first process, or one exec. */
@@ -56,6 +83,7 @@ struct proc {
 	int tty;            /* the terminal's master, -1 without */
 	int listen;         /* the console socket while the master is awaited */
 	int want_tty;
+	int got_tty;        /* the master came (it may be closed again: the terminal has ended) */
 	int started;        /* the runtime succeeded */
 	int exited;         /* the process (or the failed runtime) has ended */
 	int done;           /* its exit was reported */
@@ -66,7 +94,10 @@ struct proc {
 	char *pid_name, *sock_name;
 };
 
-enum kind { C_NEW, C_ATTACH_FLAGS, C_ATTACH, C_RESIZE, C_WAIT, C_EXEC_HEAD, C_EXEC_BODY, C_EXEC };
+enum kind {
+	C_NEW, C_ATTACH_FLAGS, C_ATTACH, C_RESIZE, C_WAIT, C_EXEC_HEAD, C_EXEC_BODY, C_EXEC,
+	C_EXEC_RESIZE
+};
 
 struct client {
 	struct client *next;
@@ -86,6 +117,7 @@ struct client {
 	int gone;           /* the client hung up altogether */
 	int closing;        /* close once out is written */
 	int dead;
+	long long behind_at; /* ms: when it last took output while behind; 0 when not behind */
 	struct proc *ex;    /* an exec's process */
 };
 
@@ -105,7 +137,6 @@ static struct {
 	int sigfd, lfd, devnull;
 	mode_t umask;
 	struct proc init;
-	int ready;
 	int finished;           /* the first process's exit went out to the clients */
 	long long flush_deadline;
 	struct client *clients;
@@ -117,6 +148,18 @@ static struct {
 static void die(const char *what)
 {
 	dprintf(2, "tinyc-shim: %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+static void ready_line(const char *text);
+static void shutdown_sockets(void);
+
+/* Set-up failed once the caller's child has gone: the ready line says so. */
+static void start_failed(const char *what)
+{
+	dprintf(2, "tinyc-shim: %s: %s\n", what, strerror(errno));
+	ready_line("error 125\n");
+	shutdown_sockets();
 	exit(1);
 }
 
@@ -221,7 +264,7 @@ static size_t utf8_len(const unsigned char *s, size_t n)
 		need = 4;
 	else
 		return 0;
-	/* The second byte's range rules out overlong forms, surrogates and code points past U+10FFFF. */
+	/* The second byte's range rules out overlong forms, surrogates and anything past U+10FFFF. */
 	if (c == 0xe0)
 		lo = 0xa0;
 	else if (c == 0xed)
@@ -238,7 +281,7 @@ static size_t utf8_len(const unsigned char *s, size_t n)
 	return need;
 }
 
-/* JSON string escaping; each byte that is not part of valid UTF-8 becomes \ufffd, as Go's encoder does. */
+/* JSON string escaping; a byte that is not part of valid UTF-8 becomes \ufffd, as in Go's encoder. */
 static void json_escape(struct sink *k, const unsigned char *s, size_t n)
 {
 	size_t i = 0, run = 0;
@@ -384,6 +427,10 @@ static void client_flush(struct client *c)
 	}
 	memmove(c->out, c->out + off, c->out_len - off);
 	c->out_len -= off;
+	if (c->out_len < CLIENT_BEHIND)
+		c->behind_at = 0;
+	else if (off > 0 || !c->behind_at)
+		c->behind_at = now_ms();
 	if (c->out_len == 0 && c->out_cap > 65536) {
 		free(c->out);
 		c->out = NULL;
@@ -510,18 +557,19 @@ static int recv_master(int sock)
 static void accept_console(struct proc *p)
 {
 	int conn = accept4(p->listen, NULL, NULL, SOCK_CLOEXEC);
+	struct pollfd pfd = { .fd = conn, .events = POLLIN };
 	int fd;
 
 	if (conn < 0)
 		return;
 	/* The runtime sends at once; a connection that does not must not stall the shim. */
-	struct pollfd pfd = { .fd = conn, .events = POLLIN };
 	fd = poll(&pfd, 1, 1000) == 1 ? recv_master(conn) : -1;
 	close(conn);
 	if (fd < 0)
 		return;
 	close_fd(&p->tty);
 	p->tty = fd;
+	p->got_tty = 1;
 	set_nonblock(fd);
 	close_fd(&p->listen);
 	if (p->sock_name)
@@ -789,8 +837,9 @@ static void write_exit_json(struct proc *p)
 	int fd, n;
 
 	format_time(&p->when, when, sizeof(when));
-	n = snprintf(text, sizeof(text), "{\"exitCode\":%d,\"signal\":%d,\"finishedAt\":\"%s\",\"pid\":%d}\n",
-		     p->code, p->signal, when, (int)p->pid);
+	n = snprintf(text, sizeof(text),
+		     "{\"exitCode\":%d,\"signal\":%d,\"finishedAt\":\"%s\",\"pid\":%d}\n", p->code,
+		     p->signal, when, (int)p->pid);
 	fd = open("exit.json.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return;
@@ -882,9 +931,9 @@ static void runtime_done(struct proc *p, int status)
 	p->runtime = 0;
 	if (code == 0) {
 		p->pid = read_pid_file(p->pid_name);
-		if (p->want_tty && p->tty < 0 && p->listen >= 0)
+		if (p->want_tty && !p->got_tty && p->listen >= 0)
 			accept_console(p);
-		if (p->pid == 0 || (p->want_tty && p->tty < 0))
+		if (p->pid == 0 || (p->want_tty && !p->got_tty))
 			code = 125; /* the runtime said yes but left no process or no terminal */
 	}
 	close_fd(&p->listen);
@@ -904,14 +953,12 @@ static void runtime_done(struct proc *p, int status)
 		snprintf(line, sizeof(line), "error %d\n", code);
 		ready_line(line);
 		shutdown_sockets();
-		unlink("shim.pid");
 		exit(1);
 	}
 	p->started = 1;
 	if (p == &S.init) {
 		snprintf(line, sizeof(line), "ok %d\n", (int)p->pid);
 		ready_line(line);
-		S.ready = 1;
 	}
 	if (take_reaped(p->pid, &r))
 		proc_exited(p, r.status, &r.when);
@@ -1002,7 +1049,8 @@ static void start_exec(struct client *c)
 	unlink(ex->pid_name);
 	if (proc_start(ex, argv, (c->flags & EXEC_STDIN) != 0, 0) < 0) {
 		char msg[256];
-		int n = snprintf(msg, sizeof(msg), "tinyc-shim: run the exec: %s\n", strerror(errno));
+		int n = snprintf(msg, sizeof(msg), "tinyc-shim: run the exec: %s\n",
+				 strerror(errno));
 
 		client_frame(c, STREAM_STDERR, msg, (size_t)n);
 		ex->exited = ex->done = 1;
@@ -1018,19 +1066,38 @@ bad:
 	client_exit(c, 125);
 }
 
-static void do_resize(struct client *c)
+/* Sets TTY's size from 4 bytes (rows, cols, big-endian); answers 0 (done) or 1, then closes. */
+static void do_resize(struct client *c, int tty, const unsigned char *size)
 {
 	struct winsize ws = { 0 };
 	char reply = 1;
 
-	ws.ws_row = (unsigned short)(c->head[0] << 8 | c->head[1]);
-	ws.ws_col = (unsigned short)(c->head[2] << 8 | c->head[3]);
-	if (S.init.tty >= 0 && ioctl(S.init.tty, TIOCSWINSZ, &ws) == 0)
+	ws.ws_row = (unsigned short)(size[0] << 8 | size[1]);
+	ws.ws_col = (unsigned short)(size[2] << 8 | size[3]);
+	if (tty >= 0 && ioctl(tty, TIOCSWINSZ, &ws) == 0)
 		reply = 0;
 	if (write(c->fd, &reply, 1) < 0) {
 		/* The client left without its answer. */
 	}
 	drop(c);
+}
+
+/* `T`: the name length, the exec's pid-file name, rows, cols: resizes that exec's terminal. */
+static void do_exec_resize(struct client *c)
+{
+	unsigned char *b = (unsigned char *)c->body;
+	size_t len = b[0];
+	struct client *e;
+	int tty = -1;
+
+	for (e = S.clients; e; e = e->next) {
+		struct proc *p = e->ex;
+
+		if (!e->dead && p && p->pid_name && strlen(p->pid_name) == len &&
+		    !memcmp(p->pid_name, b + 1, len))
+			tty = p->tty;
+	}
+	do_resize(c, tty, b + 1 + len);
 }
 
 /* The bytes a client sent, taken one request state at a time. */
@@ -1056,6 +1123,12 @@ static void client_bytes(struct client *c, const char *data, size_t len)
 			case 'X':
 				c->kind = C_EXEC_HEAD;
 				break;
+			case 'T':
+				c->kind = C_EXEC_RESIZE;
+				c->body = malloc(1 + 255 + 4);
+				if (!c->body)
+					drop(c);
+				break;
 			default:
 				drop(c);
 			}
@@ -1063,13 +1136,21 @@ static void client_bytes(struct client *c, const char *data, size_t len)
 		case C_ATTACH_FLAGS:
 			c->flags = (unsigned char)data[off++];
 			c->kind = C_ATTACH;
+			/* Asked for, an empty stdout frame says that output from now on gets there. */
+			if (c->flags & FLAG_ACK)
+				client_frame(c, STREAM_STDOUT, "", 0);
 			if (S.finished)
 				client_exit(c, S.init.code);
 			break;
 		case C_RESIZE:
 			c->head[c->head_len++] = (unsigned char)data[off++];
 			if (c->head_len == 4)
-				do_resize(c);
+				do_resize(c, S.init.tty, c->head);
+			break;
+		case C_EXEC_RESIZE:
+			c->body[c->body_got++] = data[off++];
+			if (c->body_got == 1u + (unsigned char)c->body[0] + 4)
+				do_exec_resize(c);
 			break;
 		case C_EXEC_HEAD:
 			c->head[c->head_len++] = (unsigned char)data[off++];
@@ -1150,6 +1231,8 @@ static void accept_clients(void)
 		c->fd = fd;
 		c->next = S.clients;
 		S.clients = c;
+		/* A client writes its request at once: taken now, it sees the output that follows. */
+		client_read(c);
 	}
 }
 
@@ -1164,10 +1247,10 @@ static void free_client(struct client *c)
 		close_fd(&p->out);
 		close_fd(&p->err);
 		close_fd(&p->tty);
+		if (p->listen >= 0)
+			unlink(p->sock_name);
 		close_fd(&p->listen);
-		if (p->runtime > 0 || (p->started && !p->exited)) {
-			/* Its exit is filed with the unknown ones when it comes. */
-		}
+		/* Its exit, when it comes, is filed with those of unknown pids. */
 		free(p);
 	}
 	free(c->body);
@@ -1193,6 +1276,8 @@ static void sweep_clients(void)
 }
 
 /* ---- The loop ---- */
+
+static int held_up(struct proc *p);
 
 /* What one pollfd entry stands for. */
 enum what { W_SIGNAL, W_LISTEN, W_CONSOLE, W_OUT, W_ERR, W_TTY, W_STDIN, W_CLIENT };
@@ -1245,11 +1330,18 @@ static int has_pending_stdin(struct proc *p)
 
 static void watch_proc(struct pollset *ps, struct proc *p)
 {
+	/* While a client is behind, the output waits in the pipe: the writer is slowed down. */
+	short in = held_up(p) ? 0 : POLLIN;
+	short tty = (short)(in | (has_pending_stdin(p) ? POLLOUT : 0));
+
 	watch(ps, p->listen, POLLIN, W_CONSOLE, p, NULL);
-	watch(ps, p->out, POLLIN, W_OUT, p, NULL);
-	watch(ps, p->err, POLLIN, W_ERR, p, NULL);
+	if (in) {
+		watch(ps, p->out, in, W_OUT, p, NULL);
+		watch(ps, p->err, in, W_ERR, p, NULL);
+	}
 	/* The terminal is both stdin and output: one entry. */
-	watch(ps, p->tty, (short)(POLLIN | (has_pending_stdin(p) ? POLLOUT : 0)), W_TTY, p, NULL);
+	if (tty)
+		watch(ps, p->tty, tty, W_TTY, p, NULL);
 	if (p->in >= 0 && has_pending_stdin(p))
 		watch(ps, p->in, POLLOUT, W_STDIN, p, NULL);
 }
@@ -1345,6 +1437,28 @@ static void handle(struct pollfd *f, struct watch *w)
 	}
 }
 
+/* Whether a client that P's output goes to is behind (and still taking some): P's output waits. */
+static int held_up(struct proc *p)
+{
+	struct client *c;
+
+	for (c = S.clients; c; c = c->next)
+		if (!c->dead && c->behind_at &&
+		    ((p == &S.init && c->kind == C_ATTACH) || (c->kind == C_EXEC && c->ex == p)))
+			return 1;
+	return 0;
+}
+
+/* A client that has taken nothing for STALL_MS while behind no longer holds anyone up. */
+static void drop_stalled(long long now)
+{
+	struct client *c;
+
+	for (c = S.clients; c; c = c->next)
+		if (!c->dead && c->behind_at && now - c->behind_at >= STALL_MS)
+			drop(c);
+}
+
 /* An exec whose process has ended and whose output is read gets its exit frame. */
 static void finish_execs(long long now)
 {
@@ -1355,6 +1469,8 @@ static void finish_execs(long long now)
 
 		if (!p || p->done || !p->exited || c->dead)
 			continue;
+		if (held_up(p) && p->deadline < now + DRAIN_MS)
+			p->deadline = now + DRAIN_MS; /* output still waits in the pipes */
 		if (!proc_drained(p) && now < p->deadline)
 			continue;
 		proc_read_all(p);
@@ -1393,9 +1509,14 @@ static int timeout_for(long long now)
 		until = S.init.deadline;
 	if (S.finished)
 		until = S.flush_deadline;
-	for (c = S.clients; c; c = c->next)
-		if (c->ex && c->ex->exited && !c->ex->done && (until < 0 || c->ex->deadline < until))
-			until = c->ex->deadline;
+	for (c = S.clients; c; c = c->next) {
+		struct proc *p = c->ex;
+
+		if (p && p->exited && !p->done && (until < 0 || p->deadline < until))
+			until = p->deadline;
+		if (!c->dead && c->behind_at && (until < 0 || c->behind_at + STALL_MS < until))
+			until = c->behind_at + STALL_MS;
+	}
 	if (until < 0)
 		return -1;
 	return until > now ? (int)(until - now) : 0;
@@ -1419,8 +1540,12 @@ static void loop(void)
 		long long now = now_ms();
 		size_t i;
 
+		drop_stalled(now);
 		finish_execs(now);
-		if (S.init.exited && !S.finished && (proc_drained(&S.init) || now >= S.init.deadline)) {
+		if (S.init.exited && held_up(&S.init) && S.init.deadline < now + DRAIN_MS)
+			S.init.deadline = now + DRAIN_MS;
+		if (S.init.exited && !S.finished &&
+		    (proc_drained(&S.init) || now >= S.init.deadline)) {
 			finish_init();
 			/* No new clients: the container has ended. */
 			shutdown_sockets();
@@ -1445,8 +1570,8 @@ static void loop(void)
 static void usage(int status)
 {
 	dprintf(status ? 2 : 1,
-		"usage: tinyc-shim [--tty] [--stdin] [--stdin-once] [--log NAME] [--log-max-size BYTES]\n"
-		"                  [--log-max-files N] DIR -- RUNTIME_ARGV...\n");
+		"usage: tinyc-shim [--tty] [--stdin] [--stdin-once] [--log NAME]\n"
+		"                  [--log-max-size BYTES] [--log-max-files N] DIR -- RUNTIME_ARGV...\n");
 	exit(status);
 }
 
@@ -1497,11 +1622,23 @@ static int parse(int argc, char **argv, const char **dir)
 	if (i + 2 >= argc || strcmp(argv[i + 1], "--") != 0)
 		usage(2);
 	if (S.log_files < 1 || !*S.log_name || strchr(S.log_name, '/')) {
-		dprintf(2, "tinyc-shim: --log is a file name in DIR and --log-max-files at least 1\n");
+		dprintf(2, "tinyc-shim: --log is a name in DIR, and --log-max-files at least 1\n");
 		exit(2);
 	}
 	*dir = argv[i];
 	return i + 2;
+}
+
+/* fds 0 to 2 open (on /dev/null if the caller closed them): pipes made later never land there. */
+static void stdio_open(void)
+{
+	int fd;
+
+	do
+		fd = open("/dev/null", O_RDWR);
+	while (fd >= 0 && fd <= 2);
+	if (fd >= 0)
+		close(fd);
 }
 
 static void write_pid_file(void)
@@ -1512,7 +1649,7 @@ static void write_pid_file(void)
 
 	if (fd < 0 || write_all(fd, text, (size_t)n) < 0 || close(fd) < 0 ||
 	    rename("shim.pid.tmp", "shim.pid") < 0)
-		die("write shim.pid");
+		start_failed("write shim.pid");
 }
 
 int main(int argc, char **argv)
@@ -1522,6 +1659,9 @@ int main(int argc, char **argv)
 	sigset_t mask;
 	pid_t pid;
 
+	/* Nothing the caller left open (a listening socket, say) is held for the container's life. */
+	close_range(3, ~0U, 0);
+	stdio_open();
 	S.umask = umask(0077);
 	if (chdir(dir) < 0)
 		die(dir);
@@ -1551,7 +1691,7 @@ int main(int argc, char **argv)
 	setsid();
 	dup2(S.devnull, 0);
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
-		die("become a subreaper");
+		start_failed("become a subreaper");
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGINT, SIG_IGN);
@@ -1560,16 +1700,12 @@ int main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	S.sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (S.sigfd < 0)
-		die("signalfd");
+		start_failed("signalfd");
 	write_pid_file();
 	unlink(INIT_PID_FILE);
 	unlink("exit.json");
-	if (proc_start(&S.init, argv + first, S.want_stdin, S.tty) < 0) {
-		dprintf(2, "tinyc-shim: run the runtime: %s\n", strerror(errno));
-		ready_line("error 125\n");
-		shutdown_sockets();
-		return 1;
-	}
+	if (proc_start(&S.init, argv + first, S.want_stdin, S.tty) < 0)
+		start_failed("run the runtime");
 	loop();
 	return 0;
 }

@@ -66,7 +66,8 @@ enum tc_op {
 	TC_OP_CLOSE_FDS,      /* a = first fd to keep open after exec beyond 2 (preserve-fds count) */
 	TC_OP_CONSOLE,        /* a = socket to the parent: a terminal is made from the container's
 			       * /dev/ptmx, its master sent over a, its slave made the controlling
-			       * terminal, stdin/stdout/stderr and /dev/console */
+			       * terminal, stdin/stdout/stderr and (unless
+			       * TC_F_KEEP_CONSOLE) /dev/console */
 	TC_OP_EXEC,           /* s1 = argv list, s2 = envp list, s3 = PATH used to find argv[0] */
 	TC_OP_DUP2,           /* a = from fd, b = to fd */
 	TC_OP_NON_DUMPABLE,   /* no other process may open /proc/PID/exe or ptrace the child */
@@ -88,6 +89,7 @@ enum tc_op {
 #define TC_F_FALLBACK 0x200     /* on EPERM or EACCES, rbind the fallback source instead */
 #define TC_F_COPYUP 0x400       /* copy what the target held into the new mount (tmpcopyup) */
 #define TC_F_DUMPABLE_WAIT 0x800 /* ready: dumpable while waiting for start (hooks join it) */
+#define TC_F_KEEP_CONSOLE 0x1000 /* console: leave /dev/console alone (a process joining a container) */
 
 struct tc_step {
 	uint32_t op;

@@ -54,6 +54,7 @@ export const F = {
   fallback: 0x200,
   copyUp: 0x400,
   dumpableWait: 0x800,
+  keepConsole: 0x1000,
 } as const;
 
 /** Plan flags, as TC_PLAN_* in the header. */

@@ -24,6 +24,7 @@ export function shimPath(): string {
 }
 
 const cstr = (s: string) => Buffer.from(`${s}\0`);
+let held: unknown;
 
 /** Replaces this process with the shim run with ARGS; returns only on failure, with its text. */
 export function execShim(args: string[]): string {
@@ -43,9 +44,11 @@ export function execShim(args: string[]): string {
   };
   const argvTable = table(argv);
   const envTable = table(env);
+  // The tables point into the buffers: all of them stay reachable while execve reads them.
+  held = [file, argv, env, argvTable, envTable];
   libc.symbols.execve(ptr(file), ptr(argvTable), ptr(envTable));
   const errno = read.i32(libc.symbols.__errno_location()!, 0);
-  // The buffers must live until execve has read them.
-  void [file, argv, env];
+  libc.close();
+  held = undefined;
   return strerror(errno);
 }

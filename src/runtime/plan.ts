@@ -62,8 +62,11 @@ export interface PlanContext {
   /** Stop before the pivot (and before the exec) for the parent to run hooks. */
   syncBeforePivot?: boolean;
   syncBeforeExec?: boolean;
-  /** The socket the child sends its terminal over, when process.terminal is set. */
-  console?: { fd: number };
+  /**
+   * The socket the child sends its terminal over, when process.terminal is set; `joined` for
+   * a process joining a running container, whose /dev/console is left as it is.
+   */
+  console?: { fd: number; joined?: boolean };
 }
 
 /** The annotation by which a container made from an image names its overlay's folders. */
@@ -154,7 +157,7 @@ export function buildExecPlan(process: Process, ctx: ExecContext): Plan {
     rootless: false,
     preserveFds: ctx.preserveFds,
     noPivot: false,
-    console: ctx.console,
+    console: ctx.console && { fd: ctx.console.fd, joined: true },
   });
   b.add({ op: "close-fds", a: ctx.preserveFds, text: closeText(ctx.preserveFds) });
   ctx.stdio?.forEach((fd, i) => b.add({ op: "dup2", a: fd, b: i, text: `fd ${fd} as fd ${i}` }));
@@ -685,7 +688,10 @@ class Builder {
       this.add({
         op: "console",
         a: this.ctx.console.fd,
-        text: "make a terminal from /dev/ptmx, send its master to tinyc, make it stdin/stdout/stderr",
+        flags: this.ctx.console.joined ? F.keepConsole : 0,
+        text: this.ctx.console.joined
+          ? "make a terminal from /dev/ptmx, send its master to tinyc, make it stdin/stdout/stderr"
+          : "make a terminal from /dev/ptmx, send its master to tinyc, make it stdin/stdout/stderr and /dev/console",
       });
     }
 
