@@ -79,6 +79,12 @@ int tc_socketpair(int32_t *out)
 	return 0;
 }
 
+/* Sends FD with the byte "g" over SOCK: the go-ahead a child waits for in TC_OP_ATTACH_MOUNT. */
+int tc_send_fd_sock(int32_t sock, int32_t fd)
+{
+	return send_fd_on(sock, fd, "g", 1);
+}
+
 /* Receives one fd sent with SCM_RIGHTS; returns it, or a negative errno. */
 int tc_recv_fd(int32_t sock)
 {
