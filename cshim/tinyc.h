@@ -129,6 +129,7 @@ int tc_forward_stop(void);
 int tc_socketpair(int32_t *out);
 int tc_recv_fd(int32_t sock);
 int tc_send_fd_sock(int32_t sock, int32_t fd);
+int tc_run_all(const char *progs, uint32_t nprogs, int32_t *status, char *err, uint64_t errlen);
 int tc_attach_device_filter(const char *path, const uint8_t *insns, uint32_t count);
 int tc_relay(int32_t master, int32_t pid, int32_t *status);
 int tc_set_dumpable(int32_t on);

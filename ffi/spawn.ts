@@ -204,3 +204,18 @@ export function mknod(path: string, mode: number, major: number, minor: number):
   const ret = native().tc_mknod(cstr(path), mode, dev);
   if (ret < 0) throw new NativeError(`mknod ${JSON.stringify(path)}`, -ret);
 }
+
+/**
+ * Runs the programs (each an argv whose first item is an absolute path) at once, with stdin
+ * and stdout on /dev/null, and waits for them all: their wait statuses and what they wrote
+ * on stderr.
+ */
+export function runAll(programs: string[][]): { statuses: number[]; stderr: string } {
+  const text = programs.map((argv) => argv.map((a) => a + "\0").join("") + "\0").join("");
+  const status = new Int32Array(programs.length);
+  const err = new Uint8Array(4096);
+  const ret = native().tc_run_all(ptr(Buffer.from(text)), programs.length, ptr(status), ptr(err), err.length);
+  if (ret < 0) throw new NativeError(`run ${programs.map((p) => p[0]).join(", ")}`, -ret);
+  const end = err.indexOf(0);
+  return { statuses: [...status], stderr: Buffer.from(err.subarray(0, end < 0 ? undefined : end)).toString() };
+}

@@ -236,6 +236,13 @@ async function sweepEnded(globals: Globals): Promise<void> {
 
 function removeContainerDir(dir: string): void {
   try {
+    // overlayfs leaves work/work with mode 0, which rmSync cannot look into: it is ours (the
+    // kernel made it as the container's root), so opening it up spares the user namespace.
+    chmodSync(join(dir, "work/work"), 0o700);
+  } catch {
+    // Not there: a copy, or a container that never ran.
+  }
+  try {
     rmSync(dir, { recursive: true, force: true });
   } catch {
     // Files of the container's other users: only the user namespace can remove them.
