@@ -955,10 +955,10 @@ static void run_step(struct child *c, const struct tc_step *s)
 		/*
 		 * Hooks that run in the container join its namespaces through /proc/PID/ns, which
 		 * a non-dumpable process closes to its own user. Nothing else can be in the container
-		 * yet, so it opens for as long as the hooks run.
+		 * yet, so it opens for as long as the hooks run. (So does fuse-overlayfs's helper,
+		 * which joins the user namespace; a change of ids may have closed it already.)
 		 */
-		if (c->nondumpable)
-			prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+		prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
 		send_report(c, TC_REPORT_SYNC, 0, 0, NULL);
 		if (read(c->sync_fd, &b, 1) != 1 || b != 'g')
 			die(c, ECANCELED, NULL);
