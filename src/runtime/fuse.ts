@@ -12,7 +12,7 @@
 // tinyc) the kernel unmounts it, and fuse-overlayfs, reading ENODEV from /dev/fuse, exits.
 
 import { closeSync, openSync, readSync } from "node:fs";
-import { encodePlan, type Plan, type Step } from "../../ffi/plan";
+import { encodePlan, PLAN, type Plan, type Step } from "../../ffi/plan";
 import {
   closeChild,
   consolePair,
@@ -82,7 +82,9 @@ export function mountFuseOverlay(f: FuseMount, pid: number): number {
     { op: "send-mount", s1: f.rootfs, a: sock.child, text: `send the mount on ${f.rootfs} to tinyc and unmount it here` },
     { op: "exit", a: 0, text: "exit" },
   );
-  const plan: Plan = { cloneFlags: 0n, flags: 0, steps };
+  // A session of its own: a Ctrl-C meant for the container must not stop the helper between
+  // fuse-overlayfs's mount and its unmount, which would leave fuse-overlayfs running.
+  const plan: Plan = { cloneFlags: 0n, flags: PLAN.newSession, steps };
   let child: ReturnType<typeof spawnPlan> | undefined;
   try {
     child = spawnPlan(encodePlan(plan));
