@@ -214,8 +214,10 @@ export function runAll(programs: string[][]): { statuses: number[]; stderr: stri
   const text = programs.map((argv) => argv.map((a) => a + "\0").join("") + "\0").join("");
   const status = new Int32Array(programs.length);
   const err = new Uint8Array(4096);
-  const ret = native().tc_run_all(ptr(Buffer.from(text)), programs.length, ptr(status), ptr(err), err.length);
+  const n = programs.length;
+  const ret = native().tc_run_all(ptr(Buffer.from(text)), n, ptr(status), ptr(err), err.length);
   if (ret < 0) throw new NativeError(`run ${programs.map((p) => p[0]).join(", ")}`, -ret);
   const end = err.indexOf(0);
-  return { statuses: [...status], stderr: Buffer.from(err.subarray(0, end < 0 ? undefined : end)).toString() };
+  const stderr = Buffer.from(err.subarray(0, end < 0 ? undefined : end)).toString();
+  return { statuses: [...status], stderr };
 }

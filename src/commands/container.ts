@@ -88,7 +88,8 @@ export function storageDriver(flag: string | undefined): { driver: StorageDriver
   const source = fromEnv ? "TINYC_STORAGE_DRIVER" : "--storage-driver";
   if (asked !== undefined) {
     if (!DRIVERS.includes(asked as StorageDriver)) {
-      throw new TinycError(`${source} ${JSON.stringify(asked)}: expected overlay, fuse-overlayfs or copy`, {
+      const expected = "expected overlay, fuse-overlayfs or copy";
+      throw new TinycError(`${source} ${JSON.stringify(asked)}: ${expected}`, {
         exitCode: EXIT.engine,
       });
     }
@@ -99,7 +100,9 @@ export function storageDriver(flag: string | undefined): { driver: StorageDriver
     return { driver: asked as StorageDriver, why: `asked for by ${source}` };
   }
   if (process.getuid!() === 0) return { driver: "overlay", why: "run as root" };
-  if (overlayInUserns()) return { driver: "overlay", why: "the kernel mounts overlayfs in a user namespace" };
+  if (overlayInUserns()) {
+    return { driver: "overlay", why: "the kernel mounts overlayfs in a user namespace" };
+  }
   const why = fuseUnusable();
   if (!why) return { driver: "fuse-overlayfs", why: "the kernel's overlayfs needs root here" };
   return { driver: "copy", why: `the kernel's overlayfs needs root here, and ${why}` };
@@ -157,7 +160,8 @@ export async function runImage(r: ImageRunArgs, globals: Globals): Promise<numbe
       labels: Object.fromEntries(list(a.label).map((l) => [l.split("=")[0], l.split("=").slice(1).join("=")])),
     });
     const { driver, why } = storageDriver(a["storage-driver"]);
-    log("info", `storage driver ${driver}: the root file system is ${DRIVER_TEXT[driver]} (${why})`);
+    const what = DRIVER_TEXT[driver];
+    log("info", `storage driver ${driver}: the root file system is ${what} (${why})`);
     if (driver === "copy") await copyImage(lower, dir);
     const layers = { lower, upper: join(dir, "upper"), work: join(dir, "work") };
     spec.annotations = {

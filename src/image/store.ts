@@ -110,7 +110,8 @@ function hexOf(digest: string): string {
 }
 
 function tmpName(): string {
-  return `.tmp-${process.pid}-${Buffer.from(crypto.getRandomValues(new Uint8Array(6))).toString("hex")}`;
+  const random = Buffer.from(crypto.getRandomValues(new Uint8Array(6))).toString("hex");
+  return `.tmp-${process.pid}-${random}`;
 }
 
 function sleep(ms: number): Promise<void> {

@@ -51,8 +51,12 @@ export function fuseUnusable(): string | undefined {
 
 export function fuseOverlayArgv(o: Overlay, at: string): string[] {
   const program = findHelper("fuse-overlayfs");
-  if (!program) throw new TinycError("fuse-overlayfs is not installed", { hint: "apt-get install fuse-overlayfs" });
-  return [program, "-o", `lowerdir=${o.lower.join(":")},upperdir=${o.upper},workdir=${o.work}`, at];
+  if (!program) {
+    const hint = "apt-get install fuse-overlayfs";
+    throw new TinycError("fuse-overlayfs is not installed", { hint });
+  }
+  const dirs = `lowerdir=${o.lower.join(":")},upperdir=${o.upper},workdir=${o.work}`;
+  return [program, "-o", dirs, at];
 }
 
 /**
@@ -70,7 +74,12 @@ export function mountFuseOverlay(f: FuseMount, pid: number): number {
   ];
   if (f.userns) {
     steps.push(
-      { op: "setns", s1: `/proc/${pid}/ns/user`, a: CLONE.NEWUSER, text: "join the container's user namespace" },
+      {
+        op: "setns",
+        s1: `/proc/${pid}/ns/user`,
+        a: CLONE.NEWUSER,
+        text: "join the container's user namespace",
+      },
       { op: "setresid-root", text: "become root in the user namespace" },
     );
   }
@@ -79,15 +88,19 @@ export function mountFuseOverlay(f: FuseMount, pid: number): number {
     { op: "propagation", s2: "/", a: MS.PRIVATE | MS.REC, text: "make / rprivate" },
     { op: "find-exec", s1: argv, s3: DEFAULT_PATH, text: "find fuse-overlayfs" },
     { op: "run", s1: argv, s2: [`PATH=${DEFAULT_PATH}`], text: `run ${argv.join(" ")}` },
-    { op: "send-mount", s1: f.rootfs, a: sock.child, text: `send the mount on ${f.rootfs} to tinyc and unmount it here` },
+    {
+      op: "send-mount",
+      s1: f.rootfs,
+      a: sock.child,
+      text: `send the mount on ${f.rootfs} to tinyc and unmount it here`,
+    },
     { op: "exit", a: 0, text: "exit" },
   );
   // A session of its own: a Ctrl-C meant for the container must not stop the helper between
   // fuse-overlayfs's mount and its unmount, which would leave fuse-overlayfs running.
   const plan: Plan = { cloneFlags: 0n, flags: PLAN.newSession, steps };
-  let child: ReturnType<typeof spawnPlan> | undefined;
   try {
-    child = spawnPlan(encodePlan(plan));
+    const child = spawnPlan(encodePlan(plan));
     closeSync(err.child);
     closeSync(sock.child);
     err.child = sock.child = -1;
@@ -97,13 +110,19 @@ export function mountFuseOverlay(f: FuseMount, pid: number): number {
     const status = waitStatus(child.pid, false);
     if (r?.kind === "error") {
       const e = stepError(plan, r.step, r.errno, r.path, r.status);
-      const said = drain(err.parent).trim().split("\n").filter((l) => !/unknown argument ignored/.test(l)).pop();
+      if (plan.steps[r.step]?.op !== "run") e.message = `fuse-overlayfs: ${e.message}`;
+      // fuse-overlayfs warns of mount options it ignores, which is not why it failed.
+      const lines = drain(err.parent).trim().split("\n");
+      const said = lines.filter((l) => !/unknown argument ignored/.test(l)).pop();
       if (said) e.message += `: ${said}`;
       throw e;
     }
-    if (status !== 0) throw new TinycError(`fuse-overlayfs: its helper ended with wait status ${status}`);
+    if (status !== 0) {
+      throw new TinycError(`fuse-overlayfs: its helper ended with wait status ${status}`);
+    }
     const fd = receiveFd(sock.parent);
-    log("debug", `fuse-overlayfs serves ${f.rootfs}: ${f.overlay.lower.length} layers under ${f.overlay.upper}`);
+    const { lower, upper } = f.overlay;
+    log("debug", `fuse-overlayfs serves ${f.rootfs}: ${lower.length} layers under ${upper}`);
     return fd;
   } finally {
     for (const fd of [sock.parent, sock.child, err.parent, err.child]) if (fd >= 0) closeSync(fd);

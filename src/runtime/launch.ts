@@ -276,12 +276,15 @@ async function mapUserNamespace(pid: number, maps: UsernsMaps): Promise<void> {
   if (failed >= 0) {
     const lines = stderr.trim().split("\n");
     const said = lines.findLast((l) => l.startsWith(`${names[failed]}:`)) ?? lines.pop() ?? "";
-    const st = statuses[failed];
-    const how = (st & 0x7f) === 0 ? `exit status ${(st >> 8) & 0xff}` : `signal ${st & 0x7f}`;
-    throw new TinycError(`${names[failed]} failed: ${said || how}`, {
+    throw new TinycError(`${names[failed]} failed: ${said || statusText(statuses[failed])}`, {
       hint: "check the ranges in /etc/subuid and /etc/subgid",
     });
   }
+}
+
+/** "exit status N" or "signal S", for a wait status. */
+function statusText(status: number): string {
+  return (status & 0x7f) === 0 ? `exit status ${(status >> 8) & 0xff}` : `signal ${status & 0x7f}`;
 }
 
 /** One line that names the failing step, its path and the errno. */
@@ -295,8 +298,7 @@ export function stepError(
   const step = plan.steps[index];
   const opts = { errno, code: errnoName(errno), path };
   if (step?.op === "run" && errno === 10) {
-    const how = (status & 0x7f) === 0 ? `exit status ${(status >> 8) & 0xff}` : `signal ${status & 0x7f}`;
-    return new TinycError(`${path.split("/").pop()} failed (${how})`, opts);
+    return new TinycError(`${path.split("/").pop()} failed (${statusText(status)})`, opts);
   }
   if (step?.op === "exec" || step?.op === "find-exec") {
     if (errno === 2) {

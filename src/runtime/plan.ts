@@ -92,7 +92,10 @@ export function overlayOf(spec: Spec): Overlay | undefined {
     throw new TinycError(`annotations.${OVERLAY_ANNOTATION}: lower, upper and work must be absolute paths without "," or ":"`);
   }
   if (o.driver !== undefined && o.driver !== "overlay" && o.driver !== "fuse-overlayfs") {
-    throw new TinycError(`annotations.${OVERLAY_ANNOTATION}: driver ${JSON.stringify(o.driver)}: expected overlay or fuse-overlayfs`);
+    const driver = JSON.stringify(o.driver);
+    throw new TinycError(
+      `annotations.${OVERLAY_ANNOTATION}: driver ${driver}: expected overlay or fuse-overlayfs`,
+    );
   }
   return o;
 }

@@ -887,9 +887,10 @@ const noFuse =
       })();
 if (noFuse) console.warn(`skipping the fuse-overlayfs storage driver tests: ${noFuse}`);
 
-/** fuse-overlayfs processes serving a folder of this context's store (zombies do not count). */
-function fuseDaemons(ctx: Ctx): number[] {
-  return pidsWithArg(ctx.data).filter((pid) => {
+/** fuse-overlayfs processes serving a folder of this context's store, or of the folder given
+ * (zombies do not count). */
+function fuseDaemons(ctx: Ctx, under = ctx.data): number[] {
+  return pidsWithArg(under).filter((pid) => {
     try {
       return fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "fuse-overlayfs";
     } catch {
@@ -1000,6 +1001,25 @@ function driverTests(as: As) {
       expect(containerDirs(ctx)).toEqual([]);
     },
   );
+
+  test.skipIf(!!noFuse)("run does say why fuse-overlayfs failed, in one line", async () => {
+    const ctx = newCtx(as);
+    const bundle = scratchDir(as, "fuse-bundle");
+    for (const d of ["rootfs", "upper", "work"]) fs.mkdirSync(path.join(bundle, d));
+    sh(["chown", "-R", `${fs.statSync(bundle).uid}:${fs.statSync(bundle).gid}`, bundle]);
+    await ok(ctx, ["spec", ...(as === "rootless" ? ["--rootless"] : []), "--bundle", bundle]);
+    const file = path.join(bundle, "config.json");
+    const spec = JSON.parse(fs.readFileSync(file, "utf8"));
+    const layers = { lower: ["/nonexistent/a", "/nonexistent/b"], upper: path.join(bundle, "upper"),
+      work: path.join(bundle, "work"), driver: "fuse-overlayfs" };
+    spec.annotations = { "run.tinyc.overlay": JSON.stringify(layers) };
+    spec.process.terminal = false;
+    fs.writeFileSync(file, JSON.stringify(spec));
+    const r = await tinyc(ctx, ["run", bundle]);
+    expect({ code: r.code, lines: r.stderr.trim().split("\n").length }).toEqual({ code: 125, lines: 1 });
+    expect(r.stderr).toMatch(/^tinyc: fuse-overlayfs failed \(exit status \d+\): .*lower/);
+    expect(fuseDaemons(ctx, bundle)).toEqual([]);
+  });
 
   test.skipIf(!!noFuse)(
     "run IMAGE --storage-driver fuse-overlayfs does end fuse-overlayfs when tinyc is killed",
