@@ -44,7 +44,7 @@
 struct child {
 	uint8_t *plan;
 	int report_fd; /* write end of the report pipe */
-	int sync_fd;   /* read end of the parent's sync pipe */
+	int sync_fd;   /* our end of the parent's sync socket */
 	int parent_fds[2]; /* the parent's ends of both pipes, closed at once in the child */
 	int root_fd;   /* the rootfs, or "/" after the pivot */
 	int fifo_fd;
@@ -865,6 +865,89 @@ static void step_exec(struct child *c, const struct tc_step *s)
 	die(c, errno, c->exec_path[0] ? c->exec_path : argv[0]);
 }
 
+/*
+ * Runs the program TC_OP_FIND_EXEC found as a child of ours and waits for it. A program that
+ * daemonizes (fuse-overlayfs) has made its mount by the time it exits 0.
+ */
+static void step_run(struct child *c, const struct tc_step *s)
+{
+	char **argv = list(c, s->s1), **envp = list(c, s->s2);
+	pid_t pid;
+	int st;
+
+	pid = syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+	if (pid < 0)
+		die(c, errno, argv[0]);
+	if (pid == 0) {
+		execve(c->exec_path, argv, envp);
+		_exit(127);
+	}
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			die(c, errno, argv[0]);
+	if (st != 0) {
+		send_report(c, TC_REPORT_ERROR, ECHILD, st, c->exec_path);
+		_exit(127);
+	}
+}
+
+/*
+ * A detached copy of the mount on PATH goes to the parent, and the mount itself is unmounted
+ * here: from then on the copy is the only one, and whoever attaches it owns the file system.
+ * For a FUSE file system that means its daemon ends when the last mount of it goes.
+ */
+static void step_send_mount(struct child *c, const struct tc_step *s)
+{
+	const char *path = str(c, s->s1);
+	int fd, ret;
+
+	fd = syscall(SYS_open_tree, AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+	if (fd < 0)
+		die(c, errno, path);
+	if (umount2(path, MNT_DETACH) < 0)
+		die(c, errno, path);
+	ret = send_fd_on(s->a, fd, "m", 1);
+	if (ret < 0)
+		die(c, -ret, path);
+	close(fd);
+}
+
+/* The parent's go-ahead carries a detached mount, which is attached on the target. */
+static void step_attach_mount(struct child *c, const struct tc_step *s)
+{
+	const char *target = str(c, s->s2);
+	char b = 0;
+	struct iovec iov = { .iov_base = &b, .iov_len = 1 };
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			      .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *cmsg;
+	ssize_t n;
+	int mnt, to;
+
+	do
+		n = recvmsg(c->sync_fd, &msg, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n != 1 || b != 'g')
+		die(c, ECANCELED, NULL);
+	cmsg = CMSG_FIRSTHDR(&msg);
+	if (!cmsg || cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS)
+		die(c, EBADMSG, target);
+	memcpy(&mnt, CMSG_DATA(cmsg), sizeof(int));
+
+	to = open(target, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (to < 0)
+		die(c, errno, target);
+	if (syscall(SYS_move_mount, mnt, "", to, "",
+		    MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		die(c, errno, target);
+	close(mnt);
+	close(to);
+}
+
 static void run_step(struct child *c, const struct tc_step *s)
 {
 	char b;
@@ -882,10 +965,10 @@ static void run_step(struct child *c, const struct tc_step *s)
 		/*
 		 * Hooks that run in the container join its namespaces through /proc/PID/ns, which
 		 * a non-dumpable process closes to its own user. Nothing else can be in the container
-		 * yet, so it opens for as long as the hooks run.
+		 * yet, so it opens for as long as the hooks run. (So does fuse-overlayfs's helper,
+		 * which joins the user namespace; a change of ids may have closed it already.)
 		 */
-		if (c->nondumpable)
-			prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+		prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
 		send_report(c, TC_REPORT_SYNC, 0, 0, NULL);
 		if (read(c->sync_fd, &b, 1) != 1 || b != 'g')
 			die(c, ECANCELED, NULL);
@@ -1007,6 +1090,21 @@ static void run_step(struct child *c, const struct tc_step *s)
 			_exit(127);
 		break;
 	}
+	case TC_OP_UNSHARE:
+		if (unshare(s->a) < 0)
+			die(c, errno, NULL);
+		break;
+	case TC_OP_RUN:
+		step_run(c, s);
+		break;
+	case TC_OP_SEND_MOUNT:
+		step_send_mount(c, s);
+		break;
+	case TC_OP_ATTACH_MOUNT:
+		step_attach_mount(c, s);
+		break;
+	case TC_OP_EXIT:
+		_exit(s->a);
 	case TC_OP_NON_DUMPABLE:
 		/* Also makes /proc/self root-owned, so it comes after the child maps itself. */
 		if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
@@ -1084,7 +1182,8 @@ static int child_main(void *arg)
 
 /*
  * Starts the child. out[0] = pid, out[1] = read end of the report pipe, out[2] = write end
- * of the sync pipe (the child waits on it in TC_OP_WAIT_PARENT).
+ * of the sync socket (the child waits on it in TC_OP_WAIT_PARENT; the parent may send an fd
+ * with its byte, for TC_OP_ATTACH_MOUNT).
  */
 int tc_spawn(uint8_t *plan, uint64_t len, int32_t *out)
 {
@@ -1100,7 +1199,7 @@ int tc_spawn(uint8_t *plan, uint64_t len, int32_t *out)
 		return -EINVAL;
 	if (pipe2(report, O_CLOEXEC) < 0)
 		return -errno;
-	if (pipe2(sync, O_CLOEXEC) < 0) {
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync) < 0) {
 		err = -errno;
 		close(report[0]);
 		close(report[1]);

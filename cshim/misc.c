@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <linux/bpf.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/file.h>
@@ -14,6 +15,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -77,6 +79,12 @@ int tc_socketpair(int32_t *out)
 	out[0] = fds[0];
 	out[1] = fds[1];
 	return 0;
+}
+
+/* Sends FD with the byte "g" over SOCK: the go-ahead a child waits for in TC_OP_ATTACH_MOUNT. */
+int tc_send_fd_sock(int32_t sock, int32_t fd)
+{
+	return send_fd_on(sock, fd, "g", 1);
 }
 
 /* Receives one fd sent with SCM_RIGHTS; returns it, or a negative errno. */
@@ -150,4 +158,68 @@ int tc_lsetxattr(const char *path, const char *name, const uint8_t *value, uint3
 int tc_mknod(const char *path, uint32_t mode, uint64_t dev)
 {
 	return mknod(path, mode, dev) < 0 ? -errno : 0;
+}
+
+#define RUN_MAX_ARGS 256
+
+/*
+ * Runs NPROGS programs at once and waits for all of them: newuidmap and newgidmap, which are
+ * quicker started from here than through the runtime's own process machinery. PROGS holds each
+ * program's arguments as NUL-terminated strings, the first an absolute path, and an empty
+ * string after the last. Their stdin and stdout are /dev/null; what they write on stderr (the
+ * first ERRLEN - 1 bytes) ends up in ERR. STATUS gets each wait status.
+ */
+int tc_run_all(const char *progs, uint32_t nprogs, int32_t *status, char *err, uint64_t errlen)
+{
+	char *argv[RUN_MAX_ARGS];
+	pid_t pids[8];
+	posix_spawn_file_actions_t fa;
+	int pipefd[2], ret = 0, n = 0, st;
+	uint32_t i, started = 0;
+	const char *p = progs;
+	ssize_t got;
+
+	if (nprogs > 8 || errlen == 0)
+		return -EINVAL;
+	err[0] = 0;
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return -errno;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
+	for (i = 0; i < nprogs; i++) {
+		int argc = 0;
+
+		while (*p && argc < RUN_MAX_ARGS - 1) {
+			argv[argc++] = (char *)p;
+			p += strlen(p) + 1;
+		}
+		argv[argc] = NULL;
+		p++;
+		if (argc == 0) {
+			ret = -EINVAL;
+			break;
+		}
+		ret = -posix_spawn(&pids[i], argv[0], &fa, NULL, argv, (char *[]){ NULL });
+		if (ret < 0)
+			break;
+		started++;
+	}
+	posix_spawn_file_actions_destroy(&fa);
+	close(pipefd[1]);
+	for (i = 0; i < started; i++) {
+		while (waitpid(pids[i], &st, 0) < 0)
+			if (errno != EINTR) {
+				st = -1;
+				break;
+			}
+		status[i] = st;
+	}
+	/* Every writer has ended: this reads what they wrote, up to the end. */
+	while (n < (int)errlen - 1 && (got = read(pipefd[0], err + n, errlen - 1 - n)) > 0)
+		n += got;
+	err[n] = 0;
+	close(pipefd[0]);
+	return ret;
 }

@@ -74,6 +74,14 @@ enum tc_op {
 	TC_OP_FIND_EXEC,      /* s1 = argv list, s3 = PATH, s4 = program if not argv[0]: find it now */
 	TC_OP_SYNC,           /* report TC_REPORT_SYNC, then wait like TC_OP_WAIT_PARENT (hooks) */
 	TC_OP_PDEATHSIG,      /* a = signal the program gets when tinyc dies (a foreground run) */
+	TC_OP_UNSHARE,        /* a = CLONE_NEW* flags of namespaces to make now */
+	TC_OP_RUN,            /* s1 = argv list, s2 = envp list: run the program TC_OP_FIND_EXEC
+			       * found and wait for it; a status other than 0 fails the step */
+	TC_OP_SEND_MOUNT,     /* s1 = mount point, a = socket: a detached copy of the mount is sent
+			       * over a (SCM_RIGHTS), and the mount itself is lazily unmounted */
+	TC_OP_ATTACH_MOUNT,   /* s2 = target: wait for the parent's byte with a mount fd on the sync
+			       * socket, and attach that mount on the target */
+	TC_OP_EXIT,           /* a = exit status (a plan that runs no program of its own) */
 };
 
 /* Step flags. */
@@ -108,7 +116,7 @@ struct tc_report {
 	uint32_t kind;
 	int32_t step; /* index of the step that failed, -1 for the set-up before the first */
 	int32_t err;  /* errno */
-	int32_t pid;
+	int32_t pid;     /* for TC_REPORT_ERROR of TC_OP_RUN: the program's wait status */
 	char path[4000]; /* the whole record stays under PIPE_BUF */
 };
 
@@ -122,6 +130,8 @@ int tc_forward(int32_t pid);
 int tc_forward_stop(void);
 int tc_socketpair(int32_t *out);
 int tc_recv_fd(int32_t sock);
+int tc_send_fd_sock(int32_t sock, int32_t fd);
+int tc_run_all(const char *progs, uint32_t nprogs, int32_t *status, char *err, uint64_t errlen);
 int tc_attach_device_filter(const char *path, const uint8_t *insns, uint32_t count);
 int tc_relay(int32_t master, int32_t pid, int32_t *status);
 int tc_set_dumpable(int32_t on);

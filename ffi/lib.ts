@@ -13,6 +13,11 @@ const symbols = {
   tc_strerror: { args: [FFIType.i32, FFIType.ptr, FFIType.u64], returns: FFIType.i32 },
   tc_socketpair: { args: [FFIType.ptr], returns: FFIType.i32 },
   tc_recv_fd: { args: [FFIType.i32], returns: FFIType.i32 },
+  tc_send_fd_sock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+  tc_run_all: {
+    args: [FFIType.ptr, FFIType.u32, FFIType.ptr, FFIType.ptr, FFIType.u64],
+    returns: FFIType.i32,
+  },
   tc_attach_device_filter: { args: [FFIType.cstring, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
   tc_relay: { args: [FFIType.i32, FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
   tc_set_dumpable: { args: [FFIType.i32], returns: FFIType.i32 },

@@ -36,6 +36,11 @@ export const OPS = {
   "find-exec": 32,
   sync: 33,
   pdeathsig: 34,
+  unshare: 35,
+  run: 36,
+  "send-mount": 37,
+  "attach-mount": 38,
+  exit: 39,
 } as const;
 
 export type Op = keyof typeof OPS;

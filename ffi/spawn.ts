@@ -18,7 +18,7 @@ export interface Child {
   pid: number;
   /** Read end of the pipe the child reports on; closed at its exec. */
   reportFd: number;
-  /** Write end of the pipe the child waits on before its user namespace is mapped. */
+  /** Our end of the socket the child waits on (wait-parent, sync and attach-mount steps). */
   syncFd: number;
 }
 
@@ -38,16 +38,22 @@ export function release(child: Child, go = true): void {
   }
 }
 
+/** Lets the child go on past an attach-mount step, with the mount (an fd) it attaches. */
+export function releaseWithFd(child: Child, fd: number): void {
+  // A failure means the child is gone already; its report or exit status says why.
+  native().tc_send_fd_sock(child.syncFd, fd);
+}
+
 /** Done with the child's set-up: a wait that was not answered yet makes it give up. */
 export function closeChild(child: Child): void {
   closeSync(child.syncFd);
 }
 
 export type Report =
-  | { kind: "error"; step: number; errno: number; path: string }
+  | { kind: "error"; step: number; errno: number; path: string; status: number }
   | { kind: "ready" }
   | { kind: "pid"; pid: number }
-  | { kind: "sync" };
+  | { kind: "sync"; step: number };
 
 const REPORT_SIZE = 16 + 4000;
 const reportBuf = new Uint8Array(REPORT_SIZE);
@@ -70,10 +76,16 @@ export function readReport(fd: number): Report | null {
   const kind = view.getUint32(0, true);
   if (kind === 2) return { kind: "ready" };
   if (kind === 3) return { kind: "pid", pid: view.getInt32(12, true) };
-  if (kind === 4) return { kind: "sync" };
+  if (kind === 4) return { kind: "sync", step: view.getInt32(4, true) };
   const end = reportBuf.indexOf(0, 16);
   const path = Buffer.from(reportBuf.subarray(16, end < 0 ? undefined : end)).toString();
-  return { kind: "error", step: view.getInt32(4, true), errno: view.getInt32(8, true), path };
+  return {
+    kind: "error",
+    step: view.getInt32(4, true),
+    errno: view.getInt32(8, true),
+    path,
+    status: view.getInt32(12, true),
+  };
 }
 
 /** Blocks until PID ends and returns its wait status; FORWARD passes signals on to it. */
@@ -191,4 +203,21 @@ export function mknod(path: string, mode: number, major: number, minor: number):
     (BigInt(minor & ~0xff) << 12n) | (BigInt(major & ~0xfff) << 32n);
   const ret = native().tc_mknod(cstr(path), mode, dev);
   if (ret < 0) throw new NativeError(`mknod ${JSON.stringify(path)}`, -ret);
+}
+
+/**
+ * Runs the programs (each an argv whose first item is an absolute path) at once, with stdin
+ * and stdout on /dev/null, and waits for them all: their wait statuses and what they wrote
+ * on stderr.
+ */
+export function runAll(programs: string[][]): { statuses: number[]; stderr: string } {
+  const text = programs.map((argv) => argv.map((a) => a + "\0").join("") + "\0").join("");
+  const status = new Int32Array(programs.length);
+  const err = new Uint8Array(4096);
+  const n = programs.length;
+  const ret = native().tc_run_all(ptr(Buffer.from(text)), n, ptr(status), ptr(err), err.length);
+  if (ret < 0) throw new NativeError(`run ${programs.map((p) => p[0]).join(", ")}`, -ret);
+  const end = err.indexOf(0);
+  const stderr = Buffer.from(err.subarray(0, end < 0 ? undefined : end)).toString();
+  return { statuses: [...status], stderr };
 }

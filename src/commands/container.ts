@@ -18,6 +18,7 @@ import { OVERLAY_ANNOTATION } from "../runtime/plan";
 import { allMetas, containersDir, findContainer, type ContainerMeta } from "../image/containers";
 import { defaultStateRoot, newId, StateStore } from "../runtime/state";
 import { overlayInUserns, removeInUserns, runInUserns } from "../runtime/userns";
+import { fuseUnusable } from "../runtime/fuse";
 import { openStore } from "../image/open";
 import { runBundle } from "./run";
 
@@ -72,22 +73,46 @@ async function imageFor(ref: string, policy: string, platform: string | undefine
   return img;
 }
 
+export type StorageDriver = "overlay" | "fuse-overlayfs" | "copy";
+const DRIVERS: StorageDriver[] = ["overlay", "fuse-overlayfs", "copy"];
+
 /**
- * How the container's root file system is made: the kernel's overlayfs (inside the user
- * namespace from Linux 5.11 on), or a private copy of the image's files. fuse-overlayfs, the
- * usual middle ground, is not supported. --storage-driver or TINYC_STORAGE_DRIVER forces one.
+ * How the container's root file system is made: the kernel's overlayfs (as root, or inside the
+ * user namespace from Linux 5.11 on), else fuse-overlayfs where it is installed and /dev/fuse
+ * opens, else a private copy of the image's files. --storage-driver or TINYC_STORAGE_DRIVER
+ * forces one. Returns the driver and why it was chosen.
  */
-function storageDriver(flag: string | undefined): "overlay" | "copy" {
+export function storageDriver(flag: string | undefined): { driver: StorageDriver; why: string } {
+  const fromEnv = flag === undefined && process.env.TINYC_STORAGE_DRIVER !== undefined;
   const asked = flag ?? process.env.TINYC_STORAGE_DRIVER;
-  if (asked === "overlay" || asked === "copy") return asked;
+  const source = fromEnv ? "TINYC_STORAGE_DRIVER" : "--storage-driver";
   if (asked !== undefined) {
-    throw new TinycError(`--storage-driver ${JSON.stringify(asked)}: expected overlay or copy`, {
-      exitCode: EXIT.engine,
-      hint: asked === "fuse-overlayfs" ? "fuse-overlayfs is not supported" : undefined,
-    });
+    if (!DRIVERS.includes(asked as StorageDriver)) {
+      const expected = "expected overlay, fuse-overlayfs or copy";
+      throw new TinycError(`${source} ${JSON.stringify(asked)}: ${expected}`, {
+        exitCode: EXIT.engine,
+      });
+    }
+    if (asked === "fuse-overlayfs") {
+      const why = fuseUnusable();
+      if (why) throw new TinycError(`${source} fuse-overlayfs: ${why}`, { exitCode: EXIT.engine });
+    }
+    return { driver: asked as StorageDriver, why: `asked for by ${source}` };
   }
-  return process.getuid!() === 0 || overlayInUserns() ? "overlay" : "copy";
+  if (process.getuid!() === 0) return { driver: "overlay", why: "run as root" };
+  if (overlayInUserns()) {
+    return { driver: "overlay", why: "the kernel mounts overlayfs in a user namespace" };
+  }
+  const why = fuseUnusable();
+  if (!why) return { driver: "fuse-overlayfs", why: "the kernel's overlayfs needs root here" };
+  return { driver: "copy", why: `the kernel's overlayfs needs root here, and ${why}` };
 }
+
+const DRIVER_TEXT: Record<StorageDriver, string> = {
+  overlay: "the kernel's overlayfs",
+  "fuse-overlayfs": "fuse-overlayfs",
+  copy: "a copy of the image",
+};
 
 export async function runImage(r: ImageRunArgs, globals: Globals): Promise<number> {
   const a = r.a;
@@ -134,13 +159,16 @@ export async function runImage(r: ImageRunArgs, globals: Globals): Promise<numbe
       lookup: lower,
       labels: Object.fromEntries(list(a.label).map((l) => [l.split("=")[0], l.split("=").slice(1).join("=")])),
     });
-    const driver = storageDriver(a["storage-driver"]);
-    log("info", `root file system: ${driver === "overlay" ? "kernel overlayfs" : "a copy of the image"}`);
+    const { driver, why } = storageDriver(a["storage-driver"]);
+    const what = DRIVER_TEXT[driver];
+    log("info", `storage driver ${driver}: the root file system is ${what} (${why})`);
     if (driver === "copy") await copyImage(lower, dir);
+    const layers = { lower, upper: join(dir, "upper"), work: join(dir, "work") };
     spec.annotations = {
       ...spec.annotations,
-      ...(driver === "overlay" && {
-        [OVERLAY_ANNOTATION]: JSON.stringify({ lower, upper: join(dir, "upper"), work: join(dir, "work") }),
+      ...(driver === "overlay" && { [OVERLAY_ANNOTATION]: JSON.stringify(layers) }),
+      ...(driver === "fuse-overlayfs" && {
+        [OVERLAY_ANNOTATION]: JSON.stringify({ ...layers, driver }),
       }),
       "run.tinyc.image": familiarReference(parseReference(r.image)),
       "run.tinyc.name": name,
@@ -211,6 +239,13 @@ async function sweepEnded(globals: Globals): Promise<void> {
 }
 
 function removeContainerDir(dir: string): void {
+  try {
+    // overlayfs leaves work/work with mode 0, which rmSync cannot look into: it is ours (the
+    // kernel made it as the container's root), so opening it up spares the user namespace.
+    chmodSync(join(dir, "work/work"), 0o700);
+  } catch {
+    // Not there: a copy, or a container that never ran.
+  }
   try {
     rmSync(dir, { recursive: true, force: true });
   } catch {

@@ -6,6 +6,7 @@ import { cgroupMode } from "../runtime/cgroups";
 import { caller, findHelper, subordinateRanges } from "../runtime/idmap";
 import { defaultStateRoot } from "../runtime/state";
 import { overlayInUserns } from "../runtime/userns";
+import { fuseUnusable } from "../runtime/fuse";
 import { version } from "../version";
 import type { Command } from "./index";
 
@@ -73,6 +74,17 @@ function subordinateFact(user: string, ranges: { start: number; count: number }[
   return { name, value: "none", missing: `add a range for ${user} to /etc/subuid and /etc/subgid` };
 }
 
+/** The storage driver `tinyc run IMAGE` picks here when none is asked for. */
+function storageFact(): Fact {
+  const name = "storage driver";
+  const why = process.getuid!() === 0 || overlayInUserns() ? undefined : fuseUnusable();
+  const value = process.getuid!() === 0 || overlayInUserns()
+    ? "overlay (the kernel's overlayfs)"
+    : why ? `copy (${why})` : "fuse-overlayfs";
+  const forced = process.env.TINYC_STORAGE_DRIVER;
+  return { name, value: forced ? `${forced} (TINYC_STORAGE_DRIVER); else ${value}` : value };
+}
+
 function facts(): Fact[] {
   const who = caller();
   const subuid = subordinateRanges("/etc/subuid", who.name, who.uid);
@@ -93,6 +105,7 @@ function facts(): Fact[] {
       missing: overlay ? undefined : "fuse-overlayfs or a newer kernel",
     },
     tool("fuse-overlayfs", "fuse-overlayfs"),
+    storageFact(),
     tool("slirp4netns", "slirp4netns"),
     tool("pasta", "passt"),
     { name: "runtime state", value: defaultStateRoot() },

@@ -38,7 +38,8 @@ the id; otherwise it is an image reference ("debian", "localhost:5000/app:1").
 docker flags, for an image: --rm, -d, --name N, -e K=V, --env-file F, -w DIR, -u USER[:GROUP],
 -v HOST:CTR[:ro], --read-only, --tmpfs PATH[:OPTS], -h NAME, --entrypoint CMD, -i, -t,
 --pull missing|always|never, --network none|host, --platform OS/ARCH, -l KEY=VALUE,
---storage-driver overlay|copy (default: the kernel's overlayfs where it works without root).
+--storage-driver overlay|fuse-overlayfs|copy (default: the kernel's overlayfs as root or where
+it works in a user namespace, else fuse-overlayfs where installed, else a copy of the image).
 
 flags:
   --bundle, -b DIR    the bundle folder

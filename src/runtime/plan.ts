@@ -77,6 +77,8 @@ export interface Overlay {
   lower: string[];
   upper: string;
   work: string;
+  /** Who serves it: the kernel (the default) or fuse-overlayfs, started by tinyc. */
+  driver?: "overlay" | "fuse-overlayfs";
 }
 
 export function overlayOf(spec: Spec): Overlay | undefined {
@@ -91,6 +93,12 @@ export function overlayOf(spec: Spec): Overlay | undefined {
   const paths = [...(o.lower ?? []), o.upper, o.work];
   if (!Array.isArray(o.lower) || o.lower.length === 0 || paths.some((p) => typeof p !== "string" || !p.startsWith("/") || /[,:]/.test(p))) {
     throw new TinycError(`annotations.${OVERLAY_ANNOTATION}: lower, upper and work must be absolute paths without "," or ":"`);
+  }
+  if (o.driver !== undefined && o.driver !== "overlay" && o.driver !== "fuse-overlayfs") {
+    const driver = JSON.stringify(o.driver);
+    throw new TinycError(
+      `annotations.${OVERLAY_ANNOTATION}: driver ${driver}: expected overlay or fuse-overlayfs`,
+    );
   }
   return o;
 }
@@ -117,7 +125,12 @@ export function rootfsPath(spec: Spec, bundle: string): string {
   return isAbsolute(p) ? p : resolve(bundle, p);
 }
 
-export function buildPlan(spec: Spec, ctx: PlanContext): Plan {
+/** A container's plan, and the step at which tinyc starts fuse-overlayfs for it, if it does. */
+export interface ContainerPlan extends Plan {
+  fuseSync?: number;
+}
+
+export function buildPlan(spec: Spec, ctx: PlanContext): ContainerPlan {
   const b = new Builder(spec, ctx);
   return b.build();
 }
@@ -189,12 +202,15 @@ class Builder {
   rootfs: string;
   program?: string;
   beforeIds = 0;
+  overlay?: Overlay;
+  fuseSync?: number;
 
   constructor(
     private spec: Spec,
     private ctx: PlanContext,
   ) {
     this.rootfs = rootfsPath(spec, ctx.bundle);
+    this.overlay = overlayOf(spec);
     for (const ns of spec.linux?.namespaces ?? []) {
       if (ns.path) this.joined.set(ns.type, ns.path);
       else this.created.add(ns.type);
@@ -207,12 +223,23 @@ class Builder {
     this.steps.push(step);
   }
 
-  build(): Plan {
+  build(): ContainerPlan {
     this.checkNamespaces();
     this.add({ op: "close-fds", a: this.ctx.preserveFds, text: closeText(this.ctx.preserveFds) });
     this.ctx.stdio?.forEach((fd, i) => this.add({ op: "dup2", a: fd, b: i, text: `fd ${fd} as fd ${i}` }));
     this.joinNamespaces();
     this.mapUserNamespace();
+    if (this.overlay?.driver === "fuse-overlayfs") {
+      // Before the process closes itself (non-dumpable): fuse-overlayfs joins its user
+      // namespace through /proc/PID/ns/user.
+      this.fuseSync = this.steps.length;
+      const userns = this.created.has("user") || this.joined.has("user");
+      this.add({
+        op: "sync",
+        text: "wait for tinyc to start fuse-overlayfs" +
+          (userns ? " in this user namespace (not in its pid namespace)" : ""),
+      });
+    }
     this.add({ op: "non-dumpable", text: "make the process non-dumpable (no access to its /proc/PID/exe)" });
     this.prepareRoot();
     this.mounts();
@@ -234,6 +261,7 @@ class Builder {
       flags: 0,
       root: this.rootfs,
       steps: this.steps,
+      fuseSync: this.fuseSync,
     };
   }
 
@@ -293,7 +321,16 @@ class Builder {
       a: MS.SLAVE | MS.REC,
       text: "make / rslave so nothing mounted here reaches the host",
     });
-    const overlay = overlayOf(this.spec);
+    const overlay = this.overlay;
+    if (overlay?.driver === "fuse-overlayfs") {
+      this.add({
+        op: "attach-mount",
+        s2: this.rootfs,
+        text: `attach the mount fuse-overlayfs made on ${this.rootfs}: ` +
+          `${overlay.lower.length} layers under ${overlay.upper}`,
+      });
+      return;
+    }
     if (overlay) {
       // An image's layers under the container's own writable one; userxattr, since the
       // whiteouts and opaque marks of an unpacked layer are user.* attributes.

@@ -34,6 +34,7 @@ import {
   hostMounts,
   isRunning,
   killIfAlive,
+  pidsWithArg,
   subuidRange,
   waitUntil,
 } from "./runkit";
@@ -873,9 +874,180 @@ function flagTests(as: As) {
   });
 }
 
+const noFuse =
+  !Bun.which("fuse-overlayfs")
+    ? "no fuse-overlayfs"
+    : (() => {
+        try {
+          fs.closeSync(fs.openSync("/dev/fuse", "r+"));
+          return null;
+        } catch {
+          return "/dev/fuse cannot be opened";
+        }
+      })();
+if (noFuse) console.warn(`skipping the fuse-overlayfs storage driver tests: ${noFuse}`);
+
+/** fuse-overlayfs processes serving a folder of this context's store, or of the folder given
+ * (zombies do not count). */
+function fuseDaemons(ctx: Ctx, under = ctx.data): number[] {
+  return pidsWithArg(under).filter((pid) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "fuse-overlayfs";
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** Each storage driver, forced: the same image seen and written the same way. */
+function driverTests(as: As) {
+  const DRIVERS = [
+    // The kernel's overlayfs mounts in a user namespace from Linux 5.11; as root, always.
+    ["overlay", as === "root" || OVERLAY_KERNEL ? null : "the kernel's overlayfs needs root here"],
+    ["fuse-overlayfs", noFuse],
+    ["copy", null],
+  ] as const;
+  for (const [driver, skip] of DRIVERS) {
+    test.skipIf(!!skip)(
+      `run IMAGE --storage-driver ${driver} does merge the layers with their owners and write to the container's own files`,
+      async () => {
+        const ctx = await withLayered(as);
+        const probe = [
+          "cat /a/keep",
+          "[ -e /a/gone ] && echo gone-visible || echo gone-hidden",
+          "ls /d",
+          "stat -c '%u:%g %a' /owned/file /bin/busybox",
+          "echo new > /new; echo changed > /a/keep; cat /a/keep",
+          "grep ' / ' /proc/mounts | cut -d' ' -f3",
+        ].join("; ");
+        const args = ["--debug", "run", "--pull=never", "--name", "w", "--storage-driver", driver];
+        const r = await tinyc(ctx, [...args, LAYERED, "sh", "-c", probe]);
+        const fsType = { overlay: "overlay", "fuse-overlayfs": "fuse.fuse-overlayfs", copy: "" }[driver];
+        const lines = r.stdout.split("\n");
+        expect({ code: r.code, out: lines.slice(0, -2), err: r.stderr.split("\n")[0] }).toEqual({
+          code: 0,
+          out: ["keep", "gone-hidden", "new1", "1000:1000 640", "0:0 755", "changed"],
+          err: `tinyc: info: storage driver ${driver}: the root file system is ${
+            { overlay: "the kernel's overlayfs", "fuse-overlayfs": "fuse-overlayfs", copy: "a copy of the image" }[driver]
+          } (asked for by --storage-driver)`,
+        });
+        if (fsType) expect(lines[lines.length - 2]).toBe(fsType);
+        else expect(lines[lines.length - 2]).not.toMatch(/overlay/);
+        // The writes went to the container's folder, the layers are as they were.
+        const [id] = containerDirs(ctx);
+        const own = path.join(ctx.data, "containers", id, driver === "copy" ? "rootfs" : "upper");
+        const keep = path.join(ctx.data, "layers", layer1Id, "diff/a/keep");
+        expect([own, own, keep].map((f, i) => fs.readFileSync(path.join(f, ["new", "a/keep", ""][i]), "utf8")))
+          .toEqual(["new\n", "changed\n", "keep\n"]);
+        expect(await waitUntil(() => fuseDaemons(ctx).length === 0)).toBe(true);
+        await ok(ctx, ["rm", "w"]);
+        expect(containerDirs(ctx)).toEqual([]);
+      },
+    );
+  }
+
+  test("run IMAGE does refuse an unknown --storage-driver with 125", async () => {
+    const ctx = await withLayered(as);
+    const r = await runImage(ctx, ["--rm", "--storage-driver", "zfs", LAYERED, "true"]);
+    expect({ code: r.code, err: r.stderr }).toEqual({
+      code: 125,
+      err: 'tinyc: --storage-driver "zfs": expected overlay, fuse-overlayfs or copy\n',
+    });
+    const env = await tinyc(ctx, ["--debug", "run", "--rm", "--pull=never", LAYERED, "true"], {
+      env: { TINYC_STORAGE_DRIVER: "copy" },
+    });
+    expect({ code: env.code, err: env.stderr.split("\n")[0] }).toEqual({
+      code: 0,
+      err: "tinyc: info: storage driver copy: the root file system is a copy of the image (asked for by TINYC_STORAGE_DRIVER)",
+    });
+    // info tells which driver a run picks by itself.
+    const info = JSON.parse((await ok(ctx, ["info", "--format", "json"])).stdout);
+    const auto = as === "root" || OVERLAY_KERNEL ? "overlay" : noFuse ? "copy" : "fuse-overlayfs";
+    expect(String(info["storage driver"]).split(" ")[0]).toBe(auto);
+  });
+
+  test.skipIf(!!noFuse)("run IMAGE --storage-driver fuse-overlayfs does leave nothing behind with --rm", async () => {
+    const ctx = await withLayered(as);
+    const mounts = hostMounts();
+    const r = await runImage(ctx, ["--rm", "--storage-driver", "fuse-overlayfs", LAYERED, "sh", "-c", "echo x > /new; echo ran"]);
+    expect({ code: r.code, out: r.stdout, err: r.stderr }).toEqual({ code: 0, out: "ran\n", err: "" });
+    // fuse-overlayfs ends when the container's mount namespace, which held its only mount, goes.
+    expect(await waitUntil(() => fuseDaemons(ctx).length === 0)).toBe(true);
+    expect({ dirs: containerDirs(ctx), state: stateEntries(ctx), mounts: hostMounts() }).toEqual({
+      dirs: [],
+      state: [],
+      mounts,
+    });
+  });
+
+  test.skipIf(!!noFuse)(
+    "run IMAGE --storage-driver fuse-overlayfs does keep fuse-overlayfs for a -d container until rm -f",
+    async () => {
+      const ctx = await withLayered(as);
+      const d = await runImage(ctx, ["-d", "--name", "fz", "--storage-driver", "fuse-overlayfs", LAYERED, "sleep", "100"]);
+      expect({ code: d.code, err: d.stderr }).toEqual({ code: 0, err: "" });
+      const id = d.stdout.trim();
+      const daemons = fuseDaemons(ctx);
+      expect(daemons.length).toBe(1);
+      expect(fs.readFileSync(`/proc/${daemons[0]}/cmdline`, "utf8")).toContain(id);
+      // It is outside the container's pid namespace: the container sees only its own processes.
+      const e = await tinyc(ctx, ["exec", "fz", "sh", "-c", "ps -o comm | sed 1d; echo more > /more"]);
+      expect({ code: e.code, first: e.stdout.split("\n")[0], fuse: e.stdout.includes("fuse") })
+        .toEqual({ code: 0, first: "sleep", fuse: false });
+      const upper = path.join(ctx.data, "containers", id, "upper");
+      expect(fs.readFileSync(path.join(upper, "more"), "utf8")).toBe("more\n");
+      await ok(ctx, ["rm", "-f", "fz"]);
+      expect(await waitUntil(() => !isRunning(daemons[0]))).toBe(true);
+      expect(containerDirs(ctx)).toEqual([]);
+    },
+  );
+
+  test.skipIf(!!noFuse)("run does say why fuse-overlayfs failed, in one line", async () => {
+    const ctx = newCtx(as);
+    const bundle = scratchDir(as, "fuse-bundle");
+    for (const d of ["rootfs", "upper", "work"]) fs.mkdirSync(path.join(bundle, d));
+    sh(["chown", "-R", `${fs.statSync(bundle).uid}:${fs.statSync(bundle).gid}`, bundle]);
+    await ok(ctx, ["spec", ...(as === "rootless" ? ["--rootless"] : []), "--bundle", bundle]);
+    const file = path.join(bundle, "config.json");
+    const spec = JSON.parse(fs.readFileSync(file, "utf8"));
+    const layers = { lower: ["/nonexistent/a", "/nonexistent/b"], upper: path.join(bundle, "upper"),
+      work: path.join(bundle, "work"), driver: "fuse-overlayfs" };
+    spec.annotations = { "run.tinyc.overlay": JSON.stringify(layers) };
+    spec.process.terminal = false;
+    fs.writeFileSync(file, JSON.stringify(spec));
+    const r = await tinyc(ctx, ["run", bundle]);
+    expect({ code: r.code, lines: r.stderr.trim().split("\n").length }).toEqual({ code: 125, lines: 1 });
+    expect(r.stderr).toMatch(/^tinyc: fuse-overlayfs failed \(exit status \d+\): .*lower/);
+    expect(fuseDaemons(ctx, bundle)).toEqual([]);
+  });
+
+  test.skipIf(!!noFuse)(
+    "run IMAGE --storage-driver fuse-overlayfs does end fuse-overlayfs when tinyc is killed",
+    async () => {
+      const ctx = await withLayered(as);
+      const args = ["run", "--rm", "--pull=never", "--storage-driver", "fuse-overlayfs", LAYERED, "sleep", "100"];
+      const proc = spawnAs([TINYC, ...args], { as: ctx.as, env: envOf(ctx), stdout: "ignore", stderr: "ignore" });
+      try {
+        // Running once its state is written.
+        const running = () =>
+          stateEntries(ctx).some((id) => fs.existsSync(path.join(ctx.state, id, "state.json")));
+        expect(await waitUntil(() => fuseDaemons(ctx).length === 1 && running())).toBe(true);
+        const daemon = fuseDaemons(ctx)[0];
+        proc.kill("SIGKILL");
+        await proc.exited;
+        // The container gets SIGKILL when tinyc dies; its mount namespace goes, and the mount.
+        expect(await waitUntil(() => !isRunning(daemon))).toBe(true);
+      } finally {
+        killIfAlive(proc.pid);
+      }
+    },
+  );
+}
+
 describe.skipIf(!!noRootless)("rootless", () => {
   commonTests("rootless");
   flagTests("rootless");
+  driverTests("rootless");
 
   test("run IMAGE does keep its files the user's, uid 1000's on a subordinate id", async () => {
     const user = rootless()!;
@@ -921,4 +1093,5 @@ describe.skipIf(!!noRootless)("rootless", () => {
 
 describe.skipIf(!!noRoot)("as root", () => {
   commonTests("root");
+  driverTests("root");
 });
