@@ -13,6 +13,7 @@
 #include <linux/filter.h>
 #include <linux/magic.h>
 #include <linux/mount.h>
+#include <net/if.h>
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
 #include <poll.h>
@@ -717,6 +718,25 @@ static void step_seccomp(struct child *c, const struct tc_step *s)
 		die(c, errno, NULL);
 }
 
+/* A new network namespace starts with "lo" down; programs expect 127.0.0.1 to work. */
+static void step_loopback_up(struct child *c)
+{
+	struct ifreq ifr;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		die(c, errno, "lo");
+	memset(&ifr, 0, sizeof(ifr));
+	memcpy(ifr.ifr_name, "lo", 3);
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+		die(c, errno, "lo");
+
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+		die(c, errno, "lo");
+	close(fd);
+}
+
 static void step_ready(struct child *c, const struct tc_step *s)
 {
 	int open_up = c->nondumpable && (s->flags & TC_F_DUMPABLE_WAIT);
@@ -997,6 +1017,9 @@ static void run_step(struct child *c, const struct tc_step *s)
 			_exit(127);
 		break;
 	}
+	case TC_OP_LOOPBACK_UP:
+		step_loopback_up(c);
+		break;
 	case TC_OP_NON_DUMPABLE:
 		/* Also makes /proc/self root-owned, so it comes after the child maps itself. */
 		if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)

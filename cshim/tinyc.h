@@ -73,6 +73,7 @@ enum tc_op {
 	TC_OP_FIND_EXEC,      /* s1 = argv list, s3 = PATH, s4 = program if not argv[0]: find it now */
 	TC_OP_SYNC,           /* report TC_REPORT_SYNC, then wait like TC_OP_WAIT_PARENT (hooks) */
 	TC_OP_PDEATHSIG,      /* a = signal the program gets when tinyc dies (a foreground run) */
+	TC_OP_LOOPBACK_UP,    /* bring up "lo" of the container's new network namespace */
 };
 
 /* Step flags. */

@@ -36,6 +36,7 @@ export const OPS = {
   "find-exec": 32,
   sync: 33,
   pdeathsig: 34,
+  "loopback-up": 35,
 } as const;
 
 export type Op = keyof typeof OPS;

@@ -575,6 +575,7 @@ class Builder {
     if (domainname && this.created.has("uts")) {
       this.add({ op: "setdomainname", s1: domainname, text: `domainname ${domainname}` });
     }
+    if (this.created.has("network")) this.add({ op: "loopback-up", text: "bring up lo" });
   }
 
   sysctls(): void {
