@@ -73,6 +73,17 @@ function subordinateFact(user: string, ranges: { start: number; count: number }[
   return { name, value: "none", missing: `add a range for ${user} to /etc/subuid and /etc/subgid` };
 }
 
+/** The private network of image containers: slirp4netns; pasta is found but not used. */
+function networkFact(): Fact {
+  const name = "private network";
+  if (findHelper("slirp4netns")) return { name, value: "slirp4netns (--network none and host need nothing)" };
+  return {
+    name,
+    value: findHelper("pasta") ? "none: slirp4netns is missing (pasta is not supported)" : "none: slirp4netns is missing",
+    missing: "apt-get install slirp4netns",
+  };
+}
+
 function facts(): Fact[] {
   const who = caller();
   const subuid = subordinateRanges("/etc/subuid", who.name, who.uid);
@@ -93,8 +104,12 @@ function facts(): Fact[] {
       missing: overlay ? undefined : "fuse-overlayfs or a newer kernel",
     },
     tool("fuse-overlayfs", "fuse-overlayfs"),
+    networkFact(),
     tool("slirp4netns", "slirp4netns"),
-    tool("pasta", "passt"),
+    {
+      name: "pasta",
+      value: `${findHelper("pasta") ?? "missing"} (not used: this pasta outlives a detached container)`,
+    },
     { name: "runtime state", value: defaultStateRoot() },
   ];
 }
