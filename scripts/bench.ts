@@ -999,6 +999,8 @@ const NOTES = [
   "run --rm IMAGE true (warm store): `run --rm --pull=never --network none REF true`, the",
   "  image pulled into each store beforehand; tinyc with --cgroup-manager=disabled, podman",
   "  making no cgroup rootless with cgroupfs, as in the podman workload above.",
+  "run --rm IMAGE true (warm store, default network), with --only network: the same without",
+  "  --network none, so each engine starts slirp4netns for the container and ends it after.",
 ];
 
 function printText(rows: Row[], header: string[], skips: string[]): void {
