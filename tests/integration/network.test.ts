@@ -333,7 +333,7 @@ function networkTests(as: As) {
     expectTinycError(none, 125, "--network none");
   });
 
-  test("run of a bundle written by tinyc bundle does start its private network", async () => {
+  test("run and create of a bundle written by tinyc bundle do start its private network", async () => {
     const ctx = await newCtx(as);
     const dir = path.join(ctx.home, "bundle");
     await ok(ctx, ["bundle", "-h", "bundled", IMAGE, dir]);
@@ -347,7 +347,19 @@ function networkTests(as: As) {
       err: "",
     });
     expect(helpersOf(ctx)).toEqual([]);
-  });
+
+    // create starts the network too, before start; delete ends it.
+    spec.process.args = ["sleep", "100"];
+    fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(spec));
+    const created = await tinyc(ctx, ["create", "--bundle", dir, "netbundle"]);
+    expect({ code: created.code, err: created.stderr }).toEqual({ code: 0, err: "" });
+    expect(helpersOf(ctx)).toHaveLength(1);
+    await ok(ctx, ["start", "netbundle"]);
+    const seen = await ok(ctx, ["exec", "netbundle", "ip", "-o", "-4", "addr", "show", "eth0"]);
+    expect(seen.stdout).toContain("10.0.2.100/24");
+    await ok(ctx, ["delete", "--force", "netbundle"]);
+    expect(helpersOf(ctx)).toEqual([]);
+  }, 20_000);
 }
 
 describe.skipIf(!!noRootless)("rootless", () => networkTests("rootless"));
