@@ -135,7 +135,9 @@ export function parsePort(text: string): PortSpec[] {
 export function parsePorts(texts: (string | PortSpec)[]): PortSpec[] {
   const out: PortSpec[] = [];
   for (const t of texts) {
-    for (const p of typeof t === "string" ? parsePort(t) : [t]) {
+    // A spec read back from config.json is checked as the text it stands for.
+    const text = typeof t === "string" ? t : `${t.hostIp}:${t.hostPort}:${t.containerPort}/${t.proto}`;
+    for (const p of parsePort(text)) {
       const clash = out.find((q) => q.proto === p.proto && q.hostPort === p.hostPort &&
         (q.hostIp === p.hostIp || q.hostIp === "0.0.0.0" || p.hostIp === "0.0.0.0"));
       if (clash) {
@@ -294,7 +296,7 @@ export function prepareNetwork(o: NetworkOptions): ContainerNetwork {
     bind(join(o.dir, "resolv.conf"), "/etc/resolv.conf"),
   ];
   const helper: HelperConfig | undefined = o.mode === "private"
-    ? { helper: "slirp4netns", ports: o.mode === "private" ? ports : [], allowHostLoopback: !!o.allowHostLoopback }
+    ? { helper: "slirp4netns", ports, allowHostLoopback: !!o.allowHostLoopback }
     : undefined;
   const annotations: Record<string, string> = helper ? { [NETWORK_ANNOTATION]: JSON.stringify(helper) } : {};
   return {
@@ -370,7 +372,7 @@ async function waitReady(fd: number, ms: number): Promise<boolean> {
 function lastLines(file: string): string {
   try {
     const lines = readFileSync(file, "utf8").trim().split("\n");
-    return lines.filter((l) => !/tapfd|exitfd|exiting|WARNING: Support for sandboxing/.test(l)).pop() ?? "";
+    return lines.filter((l) => !/tapfd|exitfd|exiting|^WARNING: Support for/.test(l)).pop() ?? "";
   } catch {
     return "";
   }

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  helperOf,
   hostsFile,
   NETWORK_ANNOTATION,
   parseNetworkFlag,
@@ -67,6 +68,35 @@ describe("parseNetworkFlag", () => {
     expect(() => parseNetworkFlag("mynet")).toThrow(/named networks are not supported/);
     expect(() => parseNetworkFlag("pasta")).toThrow(/pasta is not supported/);
     expect(() => parseNetworkFlag("slirp4netns:mtu=1500")).toThrow(/option "mtu=1500" is not supported/);
+  });
+});
+
+describe("helperOf", () => {
+  const specWith = (value: object | string, netns = true) => ({
+    ociVersion: "1.0.2",
+    annotations: { [NETWORK_ANNOTATION]: typeof value === "string" ? value : JSON.stringify(value) },
+    linux: { namespaces: netns ? [{ type: "network" }] : [] },
+  }) as Spec;
+  const port = { hostIp: "127.0.0.1", hostPort: 8080, containerPort: 80, proto: "tcp" };
+
+  test("helperOf does read the annotation back, checking every port again", () => {
+    expect(helperOf(specWith({ helper: "slirp4netns", ports: [port], allowHostLoopback: true }))).toEqual({
+      helper: "slirp4netns",
+      ports: [port],
+      allowHostLoopback: true,
+    });
+    expect(helperOf({ ociVersion: "1.0.2" } as Spec)).toBeUndefined();
+    expect(() => helperOf(specWith({ helper: "slirp4netns", ports: [{ ...port, hostPort: 0 }] }))).toThrow(
+      /invalid port "0"/,
+    );
+    expect(() => helperOf(specWith({ helper: "slirp4netns", ports: [{ ...port, hostIp: "x\"" }] }))).toThrow(
+      /not an IPv4 address/,
+    );
+    expect(() => helperOf(specWith({ helper: "other", ports: [] }))).toThrow(/unknown helper/);
+    expect(() => helperOf(specWith("{"))).toThrow(/not JSON/);
+    expect(() => helperOf(specWith({ helper: "slirp4netns", ports: [] }, false))).toThrow(
+      /no network namespace of its own/,
+    );
   });
 });
 
