@@ -223,12 +223,14 @@ export function resolvConf(o: NetworkOptions): string {
   ].join("\n") + "\n";
 }
 
-function addHostLines(entries: string[]): string[] {
+/** --add-host NAME:IP lines; docker's "host-gateway" is the host, 10.0.2.2 on a private network. */
+function addHostLines(entries: string[], mode: NetworkMode): string[] {
   return entries.map((e) => {
     const at = e.indexOf(":");
     const name = e.slice(0, at);
-    const ip = e.slice(at + 1);
-    if (at <= 0 || !ip || /\s/.test(e)) {
+    let ip = e.slice(at + 1);
+    if (ip === "host-gateway") ip = mode === "private" ? SLIRP.gateway : "127.0.0.1";
+    if (at <= 0 || /\s/.test(name) || !/^[0-9a-fA-F.:]+$/.test(ip)) {
       throw new TinycError(`--add-host ${JSON.stringify(e)}: expected NAME:IP`, { exitCode: EXIT.engine });
     }
     return `${ip}\t${name}`;
@@ -237,7 +239,7 @@ function addHostLines(entries: string[]): string[] {
 
 /** The container's /etc/hosts: localhost, the hostname at the container's address, --add-host. */
 export function hostsFile(o: NetworkOptions): string {
-  const extra = addHostLines(o.addHosts ?? []);
+  const extra = addHostLines(o.addHosts ?? [], o.mode);
   if (o.mode === "host") {
     let text = "";
     try {
@@ -276,6 +278,9 @@ const bind = (source: string, destination: string): Mount => ({
  */
 export function prepareNetwork(o: NetworkOptions): ContainerNetwork {
   const ports = parsePorts(o.ports ?? []);
+  if (!o.hostname || /[\s/]/.test(o.hostname)) {
+    throw new TinycError(`hostname ${JSON.stringify(o.hostname)}: not a host name`, { exitCode: EXIT.engine });
+  }
   if (ports.length && o.mode === "none") {
     throw new TinycError("-p: a container with --network none has no ports to publish", { exitCode: EXIT.engine });
   }

@@ -126,6 +126,10 @@ describe("network files", () => {
     expect(lines.at(-1)).toBe("10.0.2.100\tweb");
     expect(hostsFile({ ...o, mode: "none", addHosts: [] }).trim().split("\n").at(-1)).toBe("127.0.0.1\tweb");
     expect(() => hostsFile({ ...o, addHosts: ["nohost"] })).toThrow(/expected NAME:IP/);
+    expect(() => hostsFile({ ...o, addHosts: ["a:1.2.3.4\n5.6.7.8 evil"] })).toThrow(/expected NAME:IP/);
+    expect(hostsFile({ ...o, addHosts: ["gw:host-gateway", "v6:2001:db8::1"] })).toContain(
+      "10.0.2.2\tgw\n2001:db8::1\tv6\n",
+    );
   });
 
   test("prepareNetwork does write the files and bind them over the image's", () => {
