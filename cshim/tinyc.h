@@ -74,6 +74,7 @@ enum tc_op {
 	TC_OP_SYNC,           /* report TC_REPORT_SYNC, then wait like TC_OP_WAIT_PARENT (hooks) */
 	TC_OP_PDEATHSIG,      /* a = signal the program gets when tinyc dies (a foreground run) */
 	TC_OP_LOOPBACK_UP,    /* bring up "lo" of the container's new network namespace */
+	TC_OP_TAP_PERSIST,    /* s1 = name: make a persistent tap device for the network helper */
 };
 
 /* Step flags. */

@@ -37,6 +37,7 @@ export const OPS = {
   sync: 33,
   pdeathsig: 34,
   "loopback-up": 35,
+  "tap-persist": 36,
 } as const;
 
 export type Op = keyof typeof OPS;

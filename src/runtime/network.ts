@@ -20,11 +20,12 @@ import { log } from "../log";
 import type { Mount, Spec } from "../oci/config";
 import { findHelper } from "./idmap";
 import { HELPER_PID_FILE, processStart } from "./state";
+import { NETWORK_ANNOTATION, NETWORK_DEVICE } from "./plan";
 
 export type NetworkMode = "none" | "host" | "private";
 
 /** Where the description of a private network travels in config.json, for whoever runs it. */
-export const NETWORK_ANNOTATION = "run.tinyc.network";
+export { NETWORK_ANNOTATION };
 
 /** slirp4netns's fixed addresses (its default 10.0.2.0/24 network). */
 export const SLIRP = {
@@ -398,7 +399,7 @@ async function startSlirp(h: HelperConfig, pid: number, runDir: string): Promise
   const args = [
     exe, "--configure", "--mtu=65520", "--enable-sandbox", "--enable-seccomp",
     ...(h.allowHostLoopback ? [] : ["--disable-host-loopback"]),
-    "--exit-fd=3", "--ready-fd=4", `--api-socket=${API_SOCKET}`, String(pid), "eth0",
+    "--exit-fd=3", "--ready-fd=4", `--api-socket=${API_SOCKET}`, String(pid), NETWORK_DEVICE,
   ];
   log("debug", `network: ${args.join(" ")}`);
   let proc: ReturnType<typeof Bun.spawn>;
@@ -420,7 +421,9 @@ async function startSlirp(h: HelperConfig, pid: number, runDir: string): Promise
     return new TinycError(`slirp4netns: ${why}${said ? `: ${said}` : ""}`);
   };
   try {
+    log("debug", "network: helper started");
     if (!(await waitReady(readyFd, 10_000))) throw fail("did not set up the network");
+    log("debug", "network: helper ready");
   } finally {
     closeSync(readyFd);
   }
@@ -439,11 +442,13 @@ async function startSlirp(h: HelperConfig, pid: number, runDir: string): Promise
   return {
     pid: proc.pid,
     async stop() {
+      log("debug", "network: waiting for the helper");
       const ended = await Promise.race([proc.exited.then(() => true), Bun.sleep(2000).then(() => false)]);
       if (!ended) {
         proc.kill(9);
         await proc.exited;
       }
+      log("debug", "network: helper ended");
     },
     detach() {
       proc.unref();

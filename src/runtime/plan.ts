@@ -68,6 +68,10 @@ export interface PlanContext {
 
 /** The annotation by which a container made from an image names its overlay's folders. */
 export const OVERLAY_ANNOTATION = "run.tinyc.overlay";
+/** A private network's helper (runtime/network.ts); its tap device is made by the plan. */
+export const NETWORK_ANNOTATION = "run.tinyc.network";
+/** The container's interface on a private network. */
+export const NETWORK_DEVICE = "eth0";
 
 export interface Overlay {
   /** Layer folders, top first. */
@@ -216,6 +220,9 @@ class Builder {
     this.devices();
     this.oomScoreAdj();
     if (this.ctx.fifo) this.add({ op: "open-fifo", s1: this.ctx.fifo, text: `open ${this.ctx.fifo}` });
+    if (this.created.has("network") && this.spec.annotations?.[NETWORK_ANNOTATION]) {
+      this.add({ op: "tap-persist", s1: NETWORK_DEVICE, text: `make ${NETWORK_DEVICE}, a tap device for the network helper` });
+    }
     if (this.ctx.syncBeforePivot) {
       this.add({ op: "sync", text: "wait for the prestart, createRuntime and createContainer hooks" });
     }
