@@ -343,7 +343,7 @@ copy of the image's files. Then "tinyc run DIR" runs it.
       fallbackArgs: ["sh"],
     });
     mkdirSync(join(dir, "rootfs"), { recursive: true, mode: 0o755 });
-    // The network files beside config.json; a private network's helper is started by "tinyc run".
+    // The network files beside config.json; "run" and "create" start a private network's helper.
     prepareNetwork({ ...network, ports: list(a.publish), hostname: spec.hostname!, dir: resolve(dir),
       dns: list(a.dns), dnsSearch: list(a["dns-search"]), dnsOptions: list(a["dns-option"]),
       addHosts: list(a["add-host"]) }).apply(spec);

@@ -88,13 +88,14 @@ export interface NetworkHelper {
 
 // ---- -p specs ----
 
+/** A flag the user typed that cannot be honoured: docker's status for it. */
+const flagError = (message: string) => new TinycError(message, { exitCode: EXIT.engine });
+
 const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
 
 function portRange(text: string, spec: string): [number, number] {
   const m = /^(\d+)(?:-(\d+))?$/.exec(text);
-  const bad = () => new TinycError(`-p ${JSON.stringify(spec)}: invalid port ${JSON.stringify(text)}`, {
-    exitCode: EXIT.engine,
-  });
+  const bad = () => flagError(`-p ${JSON.stringify(spec)}: invalid port ${JSON.stringify(text)}`);
   if (!m) throw bad();
   const lo = Number(m[1]);
   const hi = m[2] === undefined ? lo : Number(m[2]);
@@ -107,22 +108,24 @@ function portRange(text: string, spec: string): [number, number] {
  * (`8080-8081:80-81`). The host address defaults to 0.0.0.0, as docker's does.
  */
 export function parsePort(text: string): PortSpec[] {
-  const fail = (why: string) =>
-    new TinycError(`-p ${JSON.stringify(text)}: ${why}`, { exitCode: EXIT.engine });
+  const fail = (why: string) => flagError(`-p ${JSON.stringify(text)}: ${why}`);
+  const noRandom = "a host port is needed (publishing to a random host port is not supported)";
   const slash = text.lastIndexOf("/");
   const proto = slash < 0 ? "tcp" : text.slice(slash + 1);
-  if (proto !== "tcp" && proto !== "udp") throw fail(`protocol ${JSON.stringify(proto)} is not supported`);
+  if (proto !== "tcp" && proto !== "udp") {
+    throw fail(`protocol ${JSON.stringify(proto)} is not supported`);
+  }
   const body = slash < 0 ? text : text.slice(0, slash);
   if (body.startsWith("[")) throw fail("IPv6 host addresses are not supported");
   const parts = body.split(":");
-  if (parts.length === 1) {
-    throw fail("a host port is needed (publishing to a random host port is not supported)");
-  }
+  if (parts.length === 1) throw fail(noRandom);
   if (parts.length > 3) throw fail("expected [IP:]HOST:CONTAINER[/PROTO]");
   const [ip, host, ctr] = parts.length === 3 ? parts : ["", ...parts];
   const hostIp = ip || "0.0.0.0";
-  if (!IPV4.test(hostIp)) throw fail(`host address ${JSON.stringify(hostIp)} is not an IPv4 address`);
-  if (!host) throw fail("a host port is needed (publishing to a random host port is not supported)");
+  if (!IPV4.test(hostIp)) {
+    throw fail(`host address ${JSON.stringify(hostIp)} is not an IPv4 address`);
+  }
+  if (!host) throw fail(noRandom);
   const [h0, h1] = portRange(host, text);
   const [c0, c1] = portRange(ctr, text);
   if (h1 - h0 !== c1 - c0) throw fail("the host and container ranges differ in length");
@@ -137,14 +140,13 @@ export function parsePorts(texts: (string | PortSpec)[]): PortSpec[] {
   const out: PortSpec[] = [];
   for (const t of texts) {
     // A spec read back from config.json is checked as the text it stands for.
-    const text = typeof t === "string" ? t : `${t.hostIp}:${t.hostPort}:${t.containerPort}/${t.proto}`;
+    const text =
+      typeof t === "string" ? t : `${t.hostIp}:${t.hostPort}:${t.containerPort}/${t.proto}`;
     for (const p of parsePort(text)) {
       const clash = out.find((q) => q.proto === p.proto && q.hostPort === p.hostPort &&
         (q.hostIp === p.hostIp || q.hostIp === "0.0.0.0" || p.hostIp === "0.0.0.0"));
       if (clash) {
-        throw new TinycError(`-p: host port ${p.hostPort}/${p.proto} is published twice`, {
-          exitCode: EXIT.engine,
-        });
+        throw flagError(`-p: host port ${p.hostPort}/${p.proto} is published twice`);
       }
       out.push(p);
     }
@@ -156,10 +158,12 @@ export function parsePorts(texts: (string | PortSpec)[]): PortSpec[] {
  * `--network` values: none, host, private (the default), and slirp4netns as another name for
  * private, with podman's `:allow_host_loopback=true`.
  */
-export function parseNetworkFlag(text: string | undefined): { mode: NetworkMode; allowHostLoopback: boolean } {
+export function parseNetworkFlag(
+  text: string | undefined,
+): { mode: NetworkMode; allowHostLoopback: boolean } {
   const value = text ?? "private";
   const [name, opts] = [value.split(":")[0], value.split(":").slice(1).join(":")];
-  const fail = (why: string) => new TinycError(`--network ${JSON.stringify(value)}: ${why}`, { exitCode: EXIT.engine });
+  const fail = (why: string) => flagError(`--network ${JSON.stringify(value)}: ${why}`);
   if (name === "none" || name === "host") {
     if (opts) throw fail("takes no options");
     return { mode: name, allowHostLoopback: false };
@@ -168,7 +172,9 @@ export function parseNetworkFlag(text: string | undefined): { mode: NetworkMode;
     let allowHostLoopback = false;
     for (const o of opts ? opts.split(",") : []) {
       if (o === "allow_host_loopback=true") allowHostLoopback = true;
-      else if (o !== "allow_host_loopback=false") throw fail(`option ${JSON.stringify(o)} is not supported`);
+      else if (o !== "allow_host_loopback=false") {
+        throw fail(`option ${JSON.stringify(o)} is not supported`);
+      }
     }
     return { mode: "private", allowHostLoopback };
   }
@@ -232,7 +238,7 @@ function addHostLines(entries: string[], mode: NetworkMode): string[] {
     let ip = e.slice(at + 1);
     if (ip === "host-gateway") ip = mode === "private" ? SLIRP.gateway : "127.0.0.1";
     if (at <= 0 || /\s/.test(name) || !/^[0-9a-fA-F.:]+$/.test(ip)) {
-      throw new TinycError(`--add-host ${JSON.stringify(e)}: expected NAME:IP`, { exitCode: EXIT.engine });
+      throw flagError(`--add-host ${JSON.stringify(e)}: expected NAME:IP`);
     }
     return `${ip}\t${name}`;
   });
@@ -248,7 +254,8 @@ export function hostsFile(o: NetworkOptions): string {
     } catch {
       text = "127.0.0.1\tlocalhost\n";
     }
-    return (text.endsWith("\n") || !text ? text : text + "\n") + extra.map((l) => l + "\n").join("");
+    if (text && !text.endsWith("\n")) text += "\n";
+    return text + extra.map((l) => l + "\n").join("");
   }
   const lines = [
     "127.0.0.1\tlocalhost",
@@ -280,13 +287,13 @@ const bind = (source: string, destination: string): Mount => ({
 export function prepareNetwork(o: NetworkOptions): ContainerNetwork {
   const ports = parsePorts(o.ports ?? []);
   if (!o.hostname || /[\s/]/.test(o.hostname)) {
-    throw new TinycError(`hostname ${JSON.stringify(o.hostname)}: not a host name`, { exitCode: EXIT.engine });
+    throw flagError(`hostname ${JSON.stringify(o.hostname)}: not a host name`);
   }
   if (ports.length && o.mode === "none") {
-    throw new TinycError("-p: a container with --network none has no ports to publish", { exitCode: EXIT.engine });
+    throw flagError("-p: a container with --network none has no ports to publish");
   }
   if (ports.length && o.mode === "host") {
-    log("warn", "published ports are not used with --network host: the container uses the host's ports");
+    log("warn", "-p is not used with --network host: the container uses the host's ports");
   }
   if (o.mode === "private" && !findHelper("slirp4netns")) {
     throw new TinycError("the private network needs slirp4netns, which is not installed", {
@@ -295,7 +302,9 @@ export function prepareNetwork(o: NetworkOptions): ContainerNetwork {
     });
   }
   const files = { hosts: hostsFile(o), hostname: `${o.hostname}\n`, "resolv.conf": resolvConf(o) };
-  for (const [name, text] of Object.entries(files)) writeFileSync(join(o.dir, name), text, { mode: 0o644 });
+  for (const [name, text] of Object.entries(files)) {
+    writeFileSync(join(o.dir, name), text, { mode: 0o644 });
+  }
   const mounts = [
     bind(join(o.dir, "hosts"), "/etc/hosts"),
     bind(join(o.dir, "hostname"), "/etc/hostname"),
@@ -304,7 +313,8 @@ export function prepareNetwork(o: NetworkOptions): ContainerNetwork {
   const helper: HelperConfig | undefined = o.mode === "private"
     ? { helper: "slirp4netns", ports, allowHostLoopback: !!o.allowHostLoopback }
     : undefined;
-  const annotations: Record<string, string> = helper ? { [NETWORK_ANNOTATION]: JSON.stringify(helper) } : {};
+  const annotations: Record<string, string> =
+    helper ? { [NETWORK_ANNOTATION]: JSON.stringify(helper) } : {};
   return {
     mode: o.mode,
     mounts,
@@ -318,14 +328,20 @@ export function prepareNetwork(o: NetworkOptions): ContainerNetwork {
   };
 }
 
-function applyNetwork(spec: Spec, mode: NetworkMode, mounts: Mount[], annotations: Record<string, string>): void {
+function applyNetwork(
+  spec: Spec,
+  mode: NetworkMode,
+  mounts: Mount[],
+  annotations: Record<string, string>,
+): void {
   const linux = (spec.linux ??= {});
   const others = (linux.namespaces ?? []).filter((n) => n.type !== "network");
   linux.namespaces = mode === "host" ? others : [...others, { type: "network" }];
   if (mode === "host" && process.getuid!() !== 0) {
     // sysfs of a network namespace that is not the user's cannot be mounted: the host's, read-only.
     const sys = spec.mounts?.find((m) => m.destination === "/sys");
-    if (sys) Object.assign(sys, { type: "bind", source: "/sys", options: ["rbind", "nosuid", "noexec", "nodev", "ro"] });
+    const options = ["rbind", "nosuid", "noexec", "nodev", "ro"];
+    if (sys) Object.assign(sys, { type: "bind", source: "/sys", options });
   }
   const taken = new Set(mounts.map((m) => m.destination));
   spec.mounts = [...(spec.mounts ?? []).filter((m) => !taken.has(m.destination)), ...mounts];
@@ -343,15 +359,23 @@ export function helperOf(spec: Spec): HelperConfig | undefined {
   } catch {
     throw new TinycError(`annotation ${NETWORK_ANNOTATION}: not JSON`);
   }
-  if (h.helper !== "slirp4netns") throw new TinycError(`annotation ${NETWORK_ANNOTATION}: unknown helper`);
-  if (!ownNetns) {
-    throw new TinycError(`annotation ${NETWORK_ANNOTATION}: the config has no network namespace of its own`);
+  if (h.helper !== "slirp4netns") {
+    throw new TinycError(`annotation ${NETWORK_ANNOTATION}: unknown helper`);
   }
-  return { helper: "slirp4netns", ports: parsePorts(h.ports ?? []), allowHostLoopback: !!h.allowHostLoopback };
+  if (!ownNetns) {
+    const why = "the config has no network namespace of its own";
+    throw new TinycError(`annotation ${NETWORK_ANNOTATION}: ${why}`);
+  }
+  const ports = parsePorts(h.ports ?? []);
+  return { helper: "slirp4netns", ports, allowHostLoopback: !!h.allowHostLoopback };
 }
 
 /** Starts the helper a config.json asks for, for the container whose first process is pid. */
-export async function startNetworkOf(spec: Spec, pid: number, runDir: string): Promise<NetworkHelper | undefined> {
+export async function startNetworkOf(
+  spec: Spec,
+  pid: number,
+  runDir: string,
+): Promise<NetworkHelper | undefined> {
   const h = helperOf(spec);
   return h ? startSlirp(h, pid, runDir) : undefined;
 }
@@ -443,7 +467,10 @@ async function startSlirp(h: HelperConfig, pid: number, runDir: string): Promise
     pid: proc.pid,
     async stop() {
       log("debug", "network: waiting for the helper");
-      const ended = await Promise.race([proc.exited.then(() => true), Bun.sleep(2000).then(() => false)]);
+      const ended = await Promise.race([
+        proc.exited.then(() => true),
+        Bun.sleep(2000).then(() => false),
+      ]);
       if (!ended) {
         proc.kill(9);
         await proc.exited;
@@ -462,7 +489,12 @@ const portText = (p: PortSpec) => `${p.hostIp}:${p.hostPort}->${p.containerPort}
 async function addHostForward(runDir: string, p: PortSpec): Promise<void> {
   const request = JSON.stringify({
     execute: "add_hostfwd",
-    arguments: { proto: p.proto, host_addr: p.hostIp, host_port: p.hostPort, guest_port: p.containerPort },
+    arguments: {
+      proto: p.proto,
+      host_addr: p.hostIp,
+      host_port: p.hostPort,
+      guest_port: p.containerPort,
+    },
   });
   // The folder may be deeper than a socket address can name: go through a descriptor of it.
   const dirFd = openSync(runDir, "r");
@@ -501,7 +533,8 @@ async function addHostForward(runDir: string, p: PortSpec): Promise<void> {
   try {
     reply = JSON.parse(answer);
   } catch {
-    throw new TinycError(`-p ${portText(p)}: slirp4netns answered ${JSON.stringify(answer.slice(0, 100))}`);
+    const said = JSON.stringify(answer.slice(0, 100));
+    throw new TinycError(`-p ${portText(p)}: slirp4netns answered ${said}`);
   }
   if (reply.error) {
     const low = p.hostPort < 1024 && process.getuid!() !== 0;
