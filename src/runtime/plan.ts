@@ -220,11 +220,14 @@ class Builder {
     this.devices();
     this.oomScoreAdj();
     if (this.ctx.fifo) this.add({ op: "open-fifo", s1: this.ctx.fifo, text: `open ${this.ctx.fifo}` });
-    if (this.created.has("network") && this.spec.annotations?.[NETWORK_ANNOTATION]) {
-      this.add({ op: "tap-persist", s1: NETWORK_DEVICE, text: `make ${NETWORK_DEVICE}, a tap device for the network helper` });
+    const helper = this.created.has("network") && !!this.spec.annotations?.[NETWORK_ANNOTATION];
+    if (helper) {
+      const text = `make ${NETWORK_DEVICE}, a tap device for the network helper`;
+      this.add({ op: "tap-persist", s1: NETWORK_DEVICE, text });
     }
     if (this.ctx.syncBeforePivot) {
-      this.add({ op: "sync", text: "wait for the prestart, createRuntime and createContainer hooks" });
+      const hooks = "the prestart, createRuntime and createContainer hooks";
+      this.add({ op: "sync", text: `wait for ${helper ? `the network helper and any of ${hooks}` : hooks}` });
     }
     this.pivot();
     this.names();
