@@ -6,7 +6,8 @@
 // ends when it reports an event; it is given a pidfd of the container's first process, which
 // reports a hang-up once that process has ended and been reaped. So the helper ends with the
 // container however the container ends (tinyc killed, `rm -f`, `kill`, a detached run), and no
-// process of tinyc's has to stay around to watch it.
+// process of tinyc's has to stay around to watch it. The launch plan makes the tap device it
+// attaches to persistent, so that its exit does not wait for the kernel to take the device down.
 //
 // pasta is not used: the version Debian ships does not end when the namespace of a process it
 // serves goes away, and it takes no fd to watch, so a detached container's helper would outlive
