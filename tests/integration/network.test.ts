@@ -335,6 +335,13 @@ function networkTests(as: As) {
     const spec = JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8"));
     spec.process.args = ["sh", "-c", "cat /etc/hostname; ip -o -4 addr show eth0 | awk '{print $4}'"];
     fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(spec));
+    // The plan makes the tap device and waits for the helper before the pivot; lo comes up.
+    const plan = (await ok(ctx, ["run", "--plan", dir])).stdout.split("\n");
+    const at = (text: string) => plan.findIndex((l) => l.includes(text));
+    expect(at("make eth0, a tap device for the network helper")).toBeGreaterThan(0);
+    expect(at("wait for the network helper")).toBe(at("make eth0") + 1);
+    expect(at("pivot_root")).toBeGreaterThan(at("wait for the network helper"));
+    expect(at("bring up lo")).toBeGreaterThan(0);
     const r = await tinyc(ctx, ["run", dir]);
     expect({ code: r.code, out: r.stdout, err: r.stderr }).toEqual({
       code: 0,
