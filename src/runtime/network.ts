@@ -216,6 +216,13 @@ const isLoopback = (ip: string) => ip.startsWith("127.") || ip === "::1";
  * reach itself); the host network uses the host's resolvers as they are; `--dns` replaces both.
  */
 export function resolvConf(o: NetworkOptions): string {
+  const badIp = o.dns?.find((ip) => !/^[0-9a-fA-F.:]+$/.test(ip));
+  if (badIp !== undefined) throw flagError(`--dns ${JSON.stringify(badIp)}: not an IP address`);
+  const words = [["--dns-search", o.dnsSearch], ["--dns-option", o.dnsOptions]] as const;
+  for (const [flag, values] of words) {
+    const bad = values?.find((v) => !v || /\s/.test(v));
+    if (bad !== undefined) throw flagError(`${flag} ${JSON.stringify(bad)}: one word expected`);
+  }
   const host = readResolv(o.hostResolvConf ?? "/etc/resolv.conf");
   let servers: string[];
   if (o.dns?.length) servers = o.dns;

@@ -116,6 +116,9 @@ describe("network files", () => {
     expect(resolvConf({ ...o, dns: ["192.0.2.9"], dnsSearch: ["c.test"], dnsOptions: ["ndots:2"] })).toBe(
       "search c.test\nnameserver 192.0.2.9\noptions ndots:2\n",
     );
+    expect(() => resolvConf({ ...o, dns: ["dns.example"] })).toThrow(/--dns "dns.example": not an IP address/);
+    expect(() => resolvConf({ ...o, dnsSearch: ["a\nnameserver 1.2.3.4"] })).toThrow(/one word expected/);
+    expect(() => resolvConf({ ...o, dnsOptions: [""] })).toThrow(/--dns-option "": one word expected/);
   });
 
   test("hostsFile does name the container's address and --add-host entries", () => {
