@@ -12,7 +12,9 @@
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/magic.h>
+#include <linux/if_tun.h>
 #include <linux/mount.h>
+#include <net/if.h>
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
 #include <poll.h>
@@ -717,6 +719,51 @@ static void step_seccomp(struct child *c, const struct tc_step *s)
 		die(c, errno, NULL);
 }
 
+/* A new network namespace starts with "lo" down; programs expect 127.0.0.1 to work. */
+static void step_loopback_up(struct child *c)
+{
+	struct ifreq ifr;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		die(c, errno, "lo");
+	memset(&ifr, 0, sizeof(ifr));
+	memcpy(ifr.ifr_name, "lo", 3);
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+		die(c, errno, "lo");
+
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+		die(c, errno, "lo");
+	close(fd);
+}
+
+/*
+ * The network helper attaches to this device instead of making its own. Made persistent, it
+ * is not taken down when the helper closes it, which would hold the helper's exit for the
+ * kernel's unregistering of the device; it goes with the namespace, in the background.
+ */
+static void step_tap_persist(struct child *c, const struct tc_step *s)
+{
+	const char *name = str(c, s->s1);
+	struct ifreq ifr;
+	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		die(c, errno, "/dev/net/tun");
+	memset(&ifr, 0, sizeof(ifr));
+	if (slen(name) >= IFNAMSIZ)
+		die(c, ENAMETOOLONG, name);
+	memcpy(ifr.ifr_name, name, slen(name));
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0)
+		die(c, errno, name);
+
+	if (ioctl(fd, TUNSETPERSIST, 1) < 0)
+		die(c, errno, name);
+	close(fd);
+}
+
 static void step_ready(struct child *c, const struct tc_step *s)
 {
 	int open_up = c->nondumpable && (s->flags & TC_F_DUMPABLE_WAIT);
@@ -1105,6 +1152,13 @@ static void run_step(struct child *c, const struct tc_step *s)
 		break;
 	case TC_OP_EXIT:
 		_exit(s->a);
+		break;
+	case TC_OP_LOOPBACK_UP:
+		step_loopback_up(c);
+		break;
+	case TC_OP_TAP_PERSIST:
+		step_tap_persist(c, s);
+		break;
 	case TC_OP_NON_DUMPABLE:
 		/* Also makes /proc/self root-owned, so it comes after the child maps itself. */
 		if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)

@@ -82,6 +82,8 @@ enum tc_op {
 	TC_OP_ATTACH_MOUNT,   /* s2 = target: wait for the parent's byte with a mount fd on the sync
 			       * socket, and attach that mount on the target */
 	TC_OP_EXIT,           /* a = exit status (a plan that runs no program of its own) */
+	TC_OP_LOOPBACK_UP,    /* bring up "lo" of the container's new network namespace */
+	TC_OP_TAP_PERSIST,    /* s1 = name: make a persistent tap device for the network helper */
 };
 
 /* Step flags. */

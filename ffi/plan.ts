@@ -41,6 +41,8 @@ export const OPS = {
   "send-mount": 37,
   "attach-mount": 38,
   exit: 39,
+  "loopback-up": 40,
+  "tap-persist": 41,
 } as const;
 
 export type Op = keyof typeof OPS;

@@ -3,7 +3,7 @@
 // layer, a log) run by the same runtime code, so `tinyc list` sees them too.
 
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import type minimist from "minimist";
 import { parseFlags } from "./args";
 import type { Globals } from "../cli";
@@ -21,6 +21,7 @@ import { overlayInUserns, removeInUserns, runInUserns } from "../runtime/userns"
 import { fuseUnusable } from "../runtime/fuse";
 import { openStore } from "../image/open";
 import { runBundle } from "./run";
+import { parseNetworkFlag, prepareNetwork } from "../runtime/network";
 
 const ADJECTIVES = ["brave", "calm", "eager", "fond", "keen", "lucid", "merry", "quiet", "swift", "tidy"];
 const NOUNS = ["otter", "heron", "maple", "comet", "ember", "fjord", "lynx", "pebble", "quartz", "wren"];
@@ -46,9 +47,10 @@ export function parseImageRun(args: string[]): ImageRunArgs | undefined {
   const a = parseFlags("run", args, {
     boolean: ["rm", "detach", "interactive", "tty", "read-only", "help"],
     string: ["name", "env", "env-file", "workdir", "user", "volume", "tmpfs", "hostname",
-      "entrypoint", "pull", "network", "platform", "label", "storage-driver"],
+      "entrypoint", "pull", "network", "platform", "label", "storage-driver",
+      "publish", "dns", "dns-search", "dns-option", "add-host"],
     alias: { d: "detach", i: "interactive", t: "tty", e: "env", w: "workdir", u: "user",
-      v: "volume", h: "hostname", l: "label" },
+      v: "volume", h: "hostname", l: "label", p: "publish", net: "network" },
     stopEarly: true,
   });
   const pos = a._.map(String);
@@ -116,12 +118,7 @@ const DRIVER_TEXT: Record<StorageDriver, string> = {
 
 export async function runImage(r: ImageRunArgs, globals: Globals): Promise<number> {
   const a = r.a;
-  const network = a.network ?? "private";
-  if (!["none", "host", "private"].includes(network)) {
-    throw new TinycError(`--network ${JSON.stringify(network)}: only none and host are supported`, {
-      exitCode: EXIT.engine,
-    });
-  }
+  const network = parseNetworkFlag(a.network);
   const detach = !!a.detach;
   await sweepEnded(globals);
   const store = openStore();
@@ -155,10 +152,13 @@ export async function runImage(r: ImageRunArgs, globals: Globals): Promise<numbe
       tmpfs: list(a.tmpfs),
       volumes: list(a.volume),
       hostname: a.hostname ?? id.slice(0, 12),
-      network: network as "none" | "host" | "private",
+      network: network.mode,
       lookup: lower,
       labels: Object.fromEntries(list(a.label).map((l) => [l.split("=")[0], l.split("=").slice(1).join("=")])),
     });
+    prepareNetwork({ ...network, ports: list(a.publish), hostname: spec.hostname!, dir,
+      dns: list(a.dns), dnsSearch: list(a["dns-search"]), dnsOptions: list(a["dns-option"]),
+      addHosts: list(a["add-host"]) }).apply(spec);
     const { driver, why } = storageDriver(a["storage-driver"]);
     const what = DRIVER_TEXT[driver];
     log("info", `storage driver ${driver}: the root file system is ${what} (${why})`);
@@ -365,6 +365,7 @@ copy of the image's files. Then "tinyc run DIR" runs it.
     if (existsSync(join(dir, "config.json")) || existsSync(join(dir, "rootfs"))) {
       throw new TinycError(`bundle: ${JSON.stringify(dir)} already holds a bundle`);
     }
+    const network = parseNetworkFlag(parsed.a.network);
     const store = openStore();
     const img = await imageFor(parsed.image, parsed.a.pull ?? "missing", parsed.a.platform);
     const lower = [...store.layerDirs(img)].reverse();
@@ -373,10 +374,14 @@ copy of the image's files. Then "tinyc run DIR" runs it.
       args: [], entrypoint: a.entrypoint, env: list(a.env), envFiles: list(a["env-file"]),
       workdir: a.workdir, user: a.user, tty: !!a.tty, readOnly: !!a["read-only"],
       tmpfs: list(a.tmpfs), volumes: list(a.volume), hostname: a.hostname,
-      network: (a.network ?? "private") as "none" | "host" | "private", lookup: lower,
+      network: network.mode, lookup: lower,
       fallbackArgs: ["sh"],
     });
     mkdirSync(join(dir, "rootfs"), { recursive: true, mode: 0o755 });
+    // The network files beside config.json; "run" and "create" start a private network's helper.
+    prepareNetwork({ ...network, ports: list(a.publish), hostname: spec.hostname!, dir: resolve(dir),
+      dns: list(a.dns), dnsSearch: list(a["dns-search"]), dnsOptions: list(a["dns-option"]),
+      addHosts: list(a["add-host"]) }).apply(spec);
     const mnt = join(dir, ".layers");
     mkdirSync(mnt, { mode: 0o700 });
     try {

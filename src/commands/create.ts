@@ -4,6 +4,7 @@ import { parseFlags } from "./args";
 import { consolePair, mkfifo, receiveFd, sendFd, setDumpable } from "../../ffi/spawn";
 import type { Globals } from "../cli";
 import { EXIT, fromSystem, TinycError } from "../errors";
+import { helperOf, startNetworkOf } from "../runtime/network";
 import { requireProcess } from "../oci/config";
 import { FIFO } from "../runtime/container";
 import { loadBundle } from "../runtime/bundle";
@@ -76,6 +77,7 @@ export const createCommand: Command = {
       throw new TinycError("--console-socket given but process.terminal is not set");
     }
     const preserveFds = parsePreserveFds(a["preserve-fds"]);
+    const wantsNetwork = helperOf(spec) !== undefined;
 
 
     const store = new StateStore(globals.root ?? defaultStateRoot());
@@ -97,12 +99,14 @@ export const createCommand: Command = {
         id,
         systemdCgroup: globals.systemdCgroup,
         noCgroups: globals.noCgroups,
-        syncBeforePivot: hasHooks(spec.hooks, "prestart", "createRuntime", "createContainer"),
+        syncBeforePivot: wantsNetwork || hasHooks(spec.hooks, "prestart", "createRuntime", "createContainer"),
       });
       const base = { ociVersion: spec.ociVersion, id, bundle: dir, annotations: spec.annotations };
-      const started = await launch(prepared, (pid) =>
-        runCreateHooks(spec.hooks, { ...base, status: "creating", pid }, stateDir),
-      );
+      const started = await launch(prepared, async (pid) => {
+        // A private network named in the config (tinyc bundle writes one), up before start.
+        if (wantsNetwork) (await startNetworkOf(spec, pid, stateDir))?.detach();
+        await runCreateHooks(spec.hooks, { ...base, status: "creating", pid }, stateDir);
+      });
       const { pid, cgroup } = started;
       launched = started;
       if (pair) {

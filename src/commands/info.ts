@@ -85,6 +85,17 @@ function storageFact(): Fact {
   return { name, value: forced ? `${forced} (TINYC_STORAGE_DRIVER); else ${value}` : value };
 }
 
+/** The private network of image containers: slirp4netns; pasta is found but not used. */
+function networkFact(): Fact {
+  const name = "private network";
+  if (findHelper("slirp4netns")) return { name, value: "slirp4netns (--network none and host need nothing)" };
+  return {
+    name,
+    value: findHelper("pasta") ? "none: slirp4netns is missing (pasta is not supported)" : "none: slirp4netns is missing",
+    missing: "apt-get install slirp4netns",
+  };
+}
+
 function facts(): Fact[] {
   const who = caller();
   const subuid = subordinateRanges("/etc/subuid", who.name, who.uid);
@@ -106,8 +117,12 @@ function facts(): Fact[] {
     },
     tool("fuse-overlayfs", "fuse-overlayfs"),
     storageFact(),
+    networkFact(),
     tool("slirp4netns", "slirp4netns"),
-    tool("pasta", "passt"),
+    {
+      name: "pasta",
+      value: `${findHelper("pasta") ?? "missing"} (not used: this pasta outlives a detached container)`,
+    },
     { name: "runtime state", value: defaultStateRoot() },
   ];
 }

@@ -18,6 +18,7 @@ import { hasHooks, runCreateHooks, runHooks, runHooksWarn } from "../runtime/hoo
 import { launch, prepare, type Prepared } from "../runtime/launch";
 import { rootfsPath } from "../runtime/plan";
 import { removeWhenEmpty } from "../runtime/container";
+import { helperOf, startNetworkOf, type NetworkHelper } from "../runtime/network";
 import { defaultStateRoot, newId, newState, StateStore } from "../runtime/state";
 import type { Command } from "./index";
 import { writePidFile } from "./create";
@@ -37,7 +38,9 @@ the id; otherwise it is an image reference ("debian", "localhost:5000/app:1").
 
 docker flags, for an image: --rm, -d, --name N, -e K=V, --env-file F, -w DIR, -u USER[:GROUP],
 -v HOST:CTR[:ro], --read-only, --tmpfs PATH[:OPTS], -h NAME, --entrypoint CMD, -i, -t,
---pull missing|always|never, --network none|host, --platform OS/ARCH, -l KEY=VALUE,
+--pull missing|always|never, --platform OS/ARCH, -l KEY=VALUE,
+--network private|none|host|slirp4netns[:allow_host_loopback=true] (default private),
+-p [IP:]HOST:CONTAINER[/tcp|/udp], --dns IP, --dns-search D, --dns-option O, --add-host NAME:IP,
 --storage-driver overlay|fuse-overlayfs|copy (default: the kernel's overlayfs as root or where
 it works in a user namespace, else fuse-overlayfs where installed, else a copy of the image).
 
@@ -83,7 +86,7 @@ const VALUE_FLAGS = new Set([
   "-b", "--bundle", "--pid-file", "--console-socket", "--preserve-fds", "-e", "--env",
   "--env-file", "-w", "--workdir", "-u", "--user", "-v", "--volume", "--tmpfs", "-h",
   "--hostname", "--entrypoint", "--pull", "--network", "--platform", "-l", "--label", "--name",
-  "--storage-driver",
+  "--storage-driver", "-p", "--publish", "--dns", "--dns-search", "--dns-option", "--add-host", "--net",
 ]);
 
 function firstPositional(args: string[]): string | undefined {
@@ -190,6 +193,7 @@ export async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
   const { dir, spec } = loadBundle(r.bundle);
   requireProcess(spec);
   const terminal = !!spec.process!.terminal;
+  const wantsNetwork = helperOf(spec) !== undefined;
   if (terminal && r.detach) {
     throw new TinycError("process.terminal with --detach needs --console-socket, not supported by run", {
       hint: "use create --console-socket and start",
@@ -203,7 +207,7 @@ export async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
         noPivot: r.noPivot,
         preserveFds: r.preserveFds,
         console: tty,
-        syncBeforePivot: hasHooks(spec.hooks, "prestart", "createRuntime", "createContainer"),
+        syncBeforePivot: wantsNetwork || hasHooks(spec.hooks, "prestart", "createRuntime", "createContainer"),
         syncBeforeExec: hasHooks(spec.hooks, "startContainer"),
       }),
     );
@@ -217,6 +221,7 @@ export async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
   let keepState = false;
   const pair = terminal ? consolePair() : undefined;
   let master: number | undefined;
+  let network: NetworkHelper | undefined;
   try {
     // Nothing in the container may open this process's /proc/PID/exe (the tinyc executable).
     setDumpable(false);
@@ -231,15 +236,18 @@ export async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
       id: r.id,
       systemdCgroup: globals.systemdCgroup,
       noCgroups: globals.noCgroups,
-      syncBeforePivot: hasHooks(spec.hooks, "prestart", "createRuntime", "createContainer"),
+      syncBeforePivot: wantsNetwork || hasHooks(spec.hooks, "prestart", "createRuntime", "createContainer"),
       syncBeforeExec: hasHooks(spec.hooks, "startContainer"),
     });
     const stateDir = store.dir(r.id);
     const base = { ociVersion: spec.ociVersion, id: r.id, bundle: dir, annotations: spec.annotations };
-    const beforePivot = hasHooks(spec.hooks, "prestart", "createRuntime", "createContainer");
+    const hooksBeforePivot = hasHooks(spec.hooks, "prestart", "createRuntime", "createContainer");
+    const beforePivot = hooksBeforePivot || wantsNetwork;
     const { pid, cgroup: cg } = await launch(prepared, async (pid, index) => {
       if (index === 0 && beforePivot) {
-        await runCreateHooks(spec.hooks, { ...base, status: "creating", pid }, stateDir);
+        // A private network's helper, before the hooks, so that they see the network too.
+        if (wantsNetwork) network = await startNetworkOf(spec, pid, stateDir);
+        if (hooksBeforePivot) await runCreateHooks(spec.hooks, { ...base, status: "creating", pid }, stateDir);
       } else {
         await runHooks(spec.hooks, "startContainer", { ...base, status: "created", pid }, {
           dir: stateDir,
@@ -258,9 +266,11 @@ export async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
     await runHooksWarn(spec.hooks, "poststart", { ...base, status: "running", pid }, { dir: stateDir });
     if (r.detach) {
       keepState = true;
+      network?.detach();
       return 0;
     }
     const code = exitCodeOf(master !== undefined ? relayTerminal(master, pid) : waitStatus(pid, true));
+    await network?.stop();
     if (cg && !r.keep) await removeWhenEmpty(cg);
     if (!r.keep) {
       await runHooksWarn(spec.hooks, "poststop", { ...base, status: "stopped" }, { dir: stateDir });

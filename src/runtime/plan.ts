@@ -71,6 +71,10 @@ export interface PlanContext {
 
 /** The annotation by which a container made from an image names its overlay's folders. */
 export const OVERLAY_ANNOTATION = "run.tinyc.overlay";
+/** A private network's helper (runtime/network.ts); its tap device is made by the plan. */
+export const NETWORK_ANNOTATION = "run.tinyc.network";
+/** The container's interface on a private network. */
+export const NETWORK_DEVICE = "eth0";
 
 export interface Overlay {
   /** Layer folders, top first. */
@@ -246,8 +250,14 @@ class Builder {
     this.devices();
     this.oomScoreAdj();
     if (this.ctx.fifo) this.add({ op: "open-fifo", s1: this.ctx.fifo, text: `open ${this.ctx.fifo}` });
+    const helper = this.created.has("network") && !!this.spec.annotations?.[NETWORK_ANNOTATION];
+    if (helper) {
+      const text = `make ${NETWORK_DEVICE}, a tap device for the network helper`;
+      this.add({ op: "tap-persist", s1: NETWORK_DEVICE, text });
+    }
     if (this.ctx.syncBeforePivot) {
-      this.add({ op: "sync", text: "wait for the prestart, createRuntime and createContainer hooks" });
+      const hooks = "the prestart, createRuntime and createContainer hooks";
+      this.add({ op: "sync", text: `wait for ${helper ? `the network helper and any of ${hooks}` : hooks}` });
     }
     this.pivot();
     this.names();
@@ -615,6 +625,7 @@ class Builder {
     if (domainname && this.created.has("uts")) {
       this.add({ op: "setdomainname", s1: domainname, text: `domainname ${domainname}` });
     }
+    if (this.created.has("network")) this.add({ op: "loopback-up", text: "bring up lo" });
   }
 
   sysctls(): void {

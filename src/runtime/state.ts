@@ -170,6 +170,7 @@ export class StateStore {
   }
 
   remove(id: string): void {
+    endHelper(this.dir(id));
     rmSync(this.dir(id), { recursive: true, force: true });
   }
 
@@ -191,6 +192,39 @@ export function processStart(pid: number): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The file in a container's state folder that names its network helper: "PID START". */
+export const HELPER_PID_FILE = "network-helper.pid";
+
+/**
+ * A network helper ends by itself once its container has ended and been reaped; when the state
+ * goes first (rm, delete), it is ended now, so nothing of the container outlives its removal.
+ */
+function endHelper(dir: string): void {
+  let text: string;
+  try {
+    text = readFileSync(join(dir, HELPER_PID_FILE), "utf8");
+  } catch {
+    return;
+  }
+  const [pid, start] = text.trim().split(" ").map(Number);
+  const running = () => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      return stat[stat.lastIndexOf(")") + 2] !== "Z" && processStart(pid) === start;
+    } catch {
+      return false;
+    }
+  };
+  if (!pid || !running()) return;
+  try {
+    process.kill(pid, "SIGTERM");
+  } catch {
+    return;
+  }
+  const until = Date.now() + 1000;
+  while (running() && Date.now() < until) Bun.sleepSync(2);
 }
 
 /** The state of a container whose first process PID has just been started. */

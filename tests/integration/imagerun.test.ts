@@ -833,7 +833,7 @@ function flagTests(as: As) {
       .map((l) => l.split(":")[0].trim())
       .sort();
     expect([none.stdout, host.stdout]).toEqual(["lo\n", ours.join("\n") + "\n"]);
-    const bad = await runImage(ctx, ["--rm", "--network", "bridge", LAYERED, "true"]);
+    const bad = await runImage(ctx, ["--rm", "--network", "mynet", LAYERED, "true"]);
     expect(bad.code).toBe(125);
   });
 
