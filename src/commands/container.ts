@@ -20,6 +20,8 @@ import { defaultStateRoot, newId, StateStore } from "../runtime/state";
 import { overlayInUserns, removeInUserns, runInUserns } from "../runtime/userns";
 import { openStore } from "../image/open";
 import { runBundle } from "./run";
+import { parseDetachKeys } from "../runtime/detachkeys";
+import { applyKeepId, checkUserns } from "../runtime/keepid";
 
 const ADJECTIVES = ["brave", "calm", "eager", "fond", "keen", "lucid", "merry", "quiet", "swift", "tidy"];
 const NOUNS = ["otter", "heron", "maple", "comet", "ember", "fjord", "lynx", "pebble", "quartz", "wren"];
@@ -38,6 +40,8 @@ export interface ImageRunArgs {
   image: string;
   args: string[];
   a: minimist.ParsedArgs;
+  /** Print nothing (not the id of a -d container): tinyc dev makes its container so. */
+  quiet?: boolean;
 }
 
 /** docker run's flags; everything after the image is the command. */
@@ -45,7 +49,7 @@ export function parseImageRun(args: string[]): ImageRunArgs | undefined {
   const a = parseFlags("run", args, {
     boolean: ["rm", "detach", "interactive", "tty", "read-only", "help"],
     string: ["name", "env", "env-file", "workdir", "user", "volume", "tmpfs", "hostname",
-      "entrypoint", "pull", "network", "platform", "label", "storage-driver"],
+      "entrypoint", "pull", "network", "platform", "label", "storage-driver", "detach-keys", "userns"],
     alias: { d: "detach", i: "interactive", t: "tty", e: "env", w: "workdir", u: "user",
       v: "volume", h: "hostname", l: "label" },
     stopEarly: true,
@@ -98,6 +102,8 @@ export async function runImage(r: ImageRunArgs, globals: Globals): Promise<numbe
     });
   }
   const detach = !!a.detach;
+  if (a.userns !== undefined) checkUserns(a.userns);
+  const detachKeys = parseDetachKeys(a["detach-keys"]);
   await sweepEnded(globals);
   const store = openStore();
   const img = await imageFor(r.image, a.pull ?? "missing", a.platform);
@@ -134,6 +140,7 @@ export async function runImage(r: ImageRunArgs, globals: Globals): Promise<numbe
       lookup: lower,
       labels: Object.fromEntries(list(a.label).map((l) => [l.split("=")[0], l.split("=").slice(1).join("=")])),
     });
+    if (a.userns !== undefined) applyKeepId(spec, { dir, lookup: lower, userGiven: a.user !== undefined });
     const driver = storageDriver(a["storage-driver"]);
     log("info", `root file system: ${driver === "overlay" ? "kernel overlayfs" : "a copy of the image"}`);
     if (driver === "copy") await copyImage(lower, dir);
@@ -168,14 +175,20 @@ export async function runImage(r: ImageRunArgs, globals: Globals): Promise<numbe
         closeSync(logFd);
         closeSync(nullFd);
       }
-      writeFileSync(1, `${id}\n`);
+      if (!r.quiet) writeFileSync(1, `${id}\n`);
       return 0;
     }
     // Without -i the container's stdin is empty, as docker has it.
     const stdin = a.interactive || a.tty ? undefined : openSync("/dev/null", "r");
     try {
+      // Detached from its terminal, it goes on as a -d container: a --rm one is removed later.
+      const onDetach = () => {
+        removeAfter = false;
+        if (a.rm) writeFileSync(join(dir, "meta.json"), JSON.stringify({ ...meta, autoRemove: true }));
+      };
       return await runBundle({ bundle: dir, id, detach: false, keep: !a.rm, noPivot: false,
-        preserveFds: 0, plan: false, stdio: stdin === undefined ? undefined : [stdin, 1, 2] }, globals);
+        preserveFds: 0, plan: false, stdio: stdin === undefined ? undefined : [stdin, 1, 2],
+        detachKeys, onDetach }, globals);
     } finally {
       if (stdin !== undefined) closeSync(stdin);
     }
@@ -210,7 +223,7 @@ async function sweepEnded(globals: Globals): Promise<void> {
   }
 }
 
-function removeContainerDir(dir: string): void {
+export function removeContainerDir(dir: string): void {
   try {
     rmSync(dir, { recursive: true, force: true });
   } catch {
