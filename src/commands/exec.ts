@@ -139,6 +139,8 @@ export interface ExecOptions {
   pidFile?: string;
   preserveFds?: number;
   detachKeys?: Uint8Array;
+  /** Called when the user detached from the terminal: the process goes on running. */
+  onDetach?: () => void;
 }
 
 /** Runs PROC in the running container ST and waits for it (unless detached): its status. */
@@ -187,6 +189,7 @@ export function execProcess(st: ContainerState, proc: Process, o: ExecOptions): 
     detached = relayed.detached;
     if (detached) {
       process.stdout.write("\r\n");
+      o.onDetach?.();
       return 0;
     }
     return exitCodeOf(relayed.status);

@@ -34,6 +34,8 @@ export const commands: Record<string, Verb> = {
   list: verb("list the runtime's containers", async () => (await import("./lifecycle")).listCommand),
   ps: verb("list a container's processes, or (without an id) the containers of images",
     async () => (await import("./lifecycle")).psCommand),
+  dev: verb("a shell in a container of an image, in this folder, as yourself",
+    async () => (await import("./dev")).devCommand),
   exec: verb("run another process in a running container",
     async () => (await import("./exec")).execCommand),
   pause: verb("freeze every process of a container",
