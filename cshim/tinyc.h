@@ -66,7 +66,7 @@ enum tc_op {
 	TC_OP_CLOSE_FDS,      /* a = first fd to keep open after exec beyond 2 (preserve-fds count) */
 	TC_OP_CONSOLE,        /* a = socket to the parent: a terminal is made from the container's
 			       * /dev/ptmx, its master sent over a, its slave made the controlling
-			       * terminal, stdin/stdout/stderr and /dev/console */
+			       * terminal, stdin/stdout/stderr and (b = 0) /dev/console */
 	TC_OP_EXEC,           /* s1 = argv list, s2 = envp list, s3 = PATH used to find argv[0] */
 	TC_OP_DUP2,           /* a = from fd, b = to fd */
 	TC_OP_NON_DUMPABLE,   /* no other process may open /proc/PID/exe or ptrace the child */

@@ -35,6 +35,7 @@ container's environment, working folder, user and capabilities unless flags say 
 flags:
   --process, -p FILE      the process as OCI process JSON (instead of COMMAND)
   --tty, -t               give the process a terminal
+  --interactive, -i       accepted, as docker's exec takes it: stdin is always the process's
   --console-socket PATH   with --tty and --detach: send the terminal's master over this socket
   --cwd DIR               working folder in the container
   --env, -e KEY=VALUE     add or replace an environment variable (repeatable)
@@ -102,11 +103,11 @@ export const execCommand: Command = {
   help,
   async run(args: string[], globals: Globals) {
     const a = parseFlags("exec", args, {
-      boolean: ["tty", "detach", "no-new-privs", "help"],
+      boolean: ["tty", "interactive", "detach", "no-new-privs", "help"],
       string: ["process", "console-socket", "cwd", "env", "user", "additional-gids", "cap",
         "pid-file", "preserve-fds", "process-label", "apparmor", "detach-keys"],
-      alias: { p: "process", t: "tty", e: "env", u: "user", g: "additional-gids", d: "detach",
-        h: "help" },
+      alias: { p: "process", t: "tty", i: "interactive", e: "env", u: "user", g: "additional-gids",
+        d: "detach", h: "help" },
       stopEarly: true,
     });
     if (a.help) {

@@ -63,7 +63,7 @@ export interface PlanContext {
   syncBeforePivot?: boolean;
   syncBeforeExec?: boolean;
   /** The socket the child sends its terminal over, when process.terminal is set. */
-  console?: { fd: number };
+  console?: { fd: number; exec?: boolean };
 }
 
 /** The annotation by which a container made from an image names its overlay's folders. */
@@ -154,7 +154,7 @@ export function buildExecPlan(process: Process, ctx: ExecContext): Plan {
     rootless: false,
     preserveFds: ctx.preserveFds,
     noPivot: false,
-    console: ctx.console,
+    console: ctx.console && { ...ctx.console, exec: true },
   });
   b.add({ op: "close-fds", a: ctx.preserveFds, text: closeText(ctx.preserveFds) });
   ctx.stdio?.forEach((fd, i) => b.add({ op: "dup2", a: fd, b: i, text: `fd ${fd} as fd ${i}` }));
@@ -682,10 +682,14 @@ class Builder {
     }
 
     if (this.ctx.console) {
+      // An exec'd process gets no /dev/console: that stays the first process's terminal.
+      const own = !this.ctx.console.exec;
       this.add({
         op: "console",
         a: this.ctx.console.fd,
-        text: "make a terminal from /dev/ptmx, send its master to tinyc, make it stdin/stdout/stderr",
+        b: own ? 0 : 1,
+        text: "make a terminal from /dev/ptmx, send its master to tinyc, make it stdin/stdout/stderr" +
+          (own ? ", and /dev/console" : ""),
       });
     }
 
