@@ -169,10 +169,11 @@ async function createFromBundle(s: Session, bundle: string, a: Record<string, an
     const linux = (spec.linux ??= {});
     linux.namespaces = (linux.namespaces ?? []).filter((n) => n.type !== "network");
     // The host's network: its sysfs cannot be mounted anew, it is bound read-only.
-    for (const m of spec.mounts ?? []) {
-      if (m.destination === "/sys" && m.type === "sysfs") {
-        Object.assign(m, { type: "bind", source: "/sys", options: ["rbind", "nosuid", "noexec", "nodev", "ro"] });
-      }
+    const sys = (spec.mounts ?? []).find((m) => m.destination === "/sys" && m.type === "sysfs");
+    if (sys) {
+      Object.assign(sys, { type: "bind", source: "/sys", options: ["rbind", "nosuid", "noexec", "nodev", "ro"] });
+      // The host's /sys/fs/cgroup comes with the bind; a cgroup2 mount on it again fails.
+      spec.mounts = spec.mounts!.filter((m) => m.destination !== "/sys/fs/cgroup");
     }
     const volumes = binds(s, !!a["bind-home"]).map((v) => {
       const [source, destination] = v.split(":");

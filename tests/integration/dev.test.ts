@@ -180,6 +180,24 @@ describe.skipIf(!!skip)("rootless", () => {
     }
   });
 
+  test("exec joins a container with a cgroup namespace of its own, as every one has on cgroup v2", async () => {
+    const bundle = await makeBundle({
+      rootfs: "busybox",
+      owner: as,
+      args: ["sleep", "100"],
+      config: (spec) => spec.linux.namespaces.push({ type: "cgroup" }),
+    });
+    try {
+      const id = `cg-${process.pid}`;
+      await ok(["run", "-d", bundle.dir, id]);
+      const e = await tinyc(["exec", id, "sh", "-c", "echo joined"]);
+      expect({ code: e.code, out: e.stdout, err: e.stderr }).toEqual({ code: 0, out: "joined\n", err: "" });
+      await ok(["delete", "-f", id]);
+    } finally {
+      bundle.cleanup();
+    }
+  });
+
   test.skipIf(!!noTmux)("dev shells share one container, keep the terminal's size, and the last one out stops it", async () => {
     const tmux = new Tmux(as, dir, env);
     try {
