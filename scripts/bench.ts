@@ -983,7 +983,9 @@ function ratio(rows: Row[], rt: RuntimeName, key: keyof Stats): number | undefin
   const of = (name: RuntimeName) => rows.find((r) => r.runtime === name && !r.skipped);
   const t = of("tinyc");
   const o = of(rt);
-  return t && o ? stats(t.samples)[key] / stats(o.samples)[key] : undefined;
+  const below = o && stats(o.samples)[key];
+  // A workload that takes no cpu or RSS (the prompt one) has nothing to compare there.
+  return t && below ? stats(t.samples)[key] / below : undefined;
 }
 
 const groups = (rows: Row[]) => [...new Set(rows.map((r) => label(r.workload, r.mode)))]
