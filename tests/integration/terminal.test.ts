@@ -10,6 +10,7 @@ import {
   TINYC,
   cleanup,
   fixtureSkipReason,
+  makeBundle,
   requireUserns,
   run,
   scratchDir,
@@ -145,6 +146,32 @@ describe.skipIf(!!skip)("rootless", () => {
     const rm = await tinyc(["rm", "-f", "det1"]);
     expect(rm.code).toBe(0);
     expect(await psNames()).not.toContain("det1");
+  }, 30_000);
+
+  test("run of a bundle with process.terminal gives a terminal that detaches too", async () => {
+    const bundle = await makeBundle({
+      rootfs: "busybox",
+      owner: as,
+      config: (spec) => {
+        spec.process.terminal = true;
+      },
+    });
+    const id = `tty-${process.pid}`;
+    try {
+      const p = await pane("t8", `${TINYC} run ${bundle.dir} ${id}`);
+      expect(await tmux.waitFor(p, "/ #")).toBe(true);
+      await tmux.line(p, "tty");
+      expect(await tmux.waitFor(p, "\n/dev/pts/0")).toBe(true);
+      await tmux.keys(p, "C-p", "C-q");
+      expect(await tmux.waitFor(p, "t8=0")).toBe(true);
+      const st = await tinyc(["state", id]);
+      expect(JSON.parse(st.stdout).status).toBe("running");
+      expect((await tinyc(["delete", "-f", id])).code).toBe(0);
+      const s = settingsKept("t8");
+      expect(s.after).toBe(s.before);
+    } finally {
+      bundle.cleanup();
+    }
   }, 30_000);
 
   test("exec -it gives a terminal, and --detach-keys leaves its process running", async () => {
