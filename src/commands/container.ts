@@ -21,7 +21,7 @@ import { overlayInUserns, removeInUserns, runInUserns } from "../runtime/userns"
 import { openStore } from "../image/open";
 import { runBundle } from "./run";
 import { parseDetachKeys } from "../runtime/detachkeys";
-import { applyKeepId, checkUserns } from "../runtime/keepid";
+import { applyKeepId, checkUserns, keepIdLayers } from "../runtime/keepid";
 
 const ADJECTIVES = ["brave", "calm", "eager", "fond", "keen", "lucid", "merry", "quiet", "swift", "tidy"];
 const NOUNS = ["otter", "heron", "maple", "comet", "ember", "fjord", "lynx", "pebble", "quartz", "wren"];
@@ -108,7 +108,8 @@ export async function runImage(r: ImageRunArgs, globals: Globals): Promise<numbe
   const store = openStore();
   const img = await imageFor(r.image, a.pull ?? "missing", a.platform);
   const config = store.imageConfig(img);
-  const lower = [...store.layerDirs(img)].reverse();
+  let lower = [...store.layerDirs(img)].reverse();
+  if (a.userns !== undefined) lower = await keepIdLayers(lower);
 
   const metas = allMetas();
   const name = a.name ?? generatedName(new Set(metas.map((m) => m.name)));

@@ -68,6 +68,8 @@ export const commands: Record<string, Verb> = {
     async () => (await import("./container")).bundleCommand),
   completion: verb("print a bash or zsh completion script",
     async () => (await import("./completion")).completionCommand),
+  _reown: verb("copy layers re-owned for --userns keep-id (used by tinyc itself)",
+    async () => (await import("../runtime/keepid")).reownCommand),
   _unpack: verb("unpack one layer blob into an empty folder (used by tinyc itself)",
     async () => (await import("./images")).unpackCommand),
 };

@@ -2,7 +2,7 @@
 // the subordinate ranges fill the ids around them, as podman's keep-id maps them. Files the
 // container makes as the caller belong to the caller on the host.
 
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, lchownSync, lstatSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { EXIT, TinycError } from "../errors";
 import type { IdMapping, Mount, Spec } from "../oci/config";
@@ -117,4 +117,80 @@ export function applyKeepId(spec: Spec, opts: KeepIdOptions): void {
 
 function bindFile(source: string, destination: string): Mount {
   return { destination, type: "bind", source, options: ["rbind", "rprivate"] };
+}
+
+/**
+ * The image's layers are stored for the default mapping (image id 0 is the caller, image id
+ * N >= 1 the Nth subordinate id); seen through keep-id's mapping their owners would be off by
+ * one. keep-id containers use copies of the layers re-owned for it, made once per layer and
+ * caller (beside the layer: `diff-keepid-UID-GID`) and removed with the layer.
+ */
+export async function keepIdLayers(lower: string[]): Promise<string[]> {
+  const who = caller();
+  if (who.uid === 0) return lower;
+  const copyOf = (dir: string) => join(dir, "..", `diff-keepid-${who.uid}-${who.gid}`);
+  const missing = lower.filter((d) => !existsSync(copyOf(d)));
+  if (missing.length > 0) {
+    const { runInUserns, selfArgv } = await import("./userns");
+    const pairs = missing.flatMap((d) => [d, copyOf(d)]);
+    const r = await runInUserns(selfArgv("_reown", String(who.uid), String(who.gid), ...pairs));
+    if (r.code !== 0) throw new TinycError(`re-owning the image's layers for keep-id failed (status ${r.code})`);
+  }
+  return lower.map(copyOf);
+}
+
+/**
+ * Where an image id must be, in the default mapping's user namespace (where ids are image
+ * ids), for keep-id's mapping to show it as itself: below the caller's id one up, the caller's
+ * id at 0 (the caller), above it unchanged.
+ */
+export function reownedId(id: number, own: number): number {
+  return id < own ? id + 1 : id === own ? 0 : id;
+}
+
+/** `tinyc _reown UID GID SRC DEST...`: run as root of the default mapping's user namespace. */
+export const reownCommand = {
+  help: `usage: tinyc _reown UID GID SRC DEST [SRC DEST...]
+
+Copies each layer folder SRC to DEST with its owners changed for --userns keep-id of UID and
+GID. tinyc runs it inside a user namespace with the default mapping.
+`,
+  async run(args: string[]): Promise<number> {
+    const [uid, gid, ...pairs] = args;
+    const own = { uid: Number(uid), gid: Number(gid) };
+    if (!Number.isInteger(own.uid) || !Number.isInteger(own.gid) || pairs.length === 0 || pairs.length % 2) {
+      throw new TinycError("_reown: UID, GID and pairs of SRC and DEST are needed", { exitCode: EXIT.usage });
+    }
+    for (let i = 0; i < pairs.length; i += 2) reownCopy(pairs[i], pairs[i + 1], own);
+    return 0;
+  },
+};
+
+function reownCopy(src: string, dest: string, own: { uid: number; gid: number }): void {
+  const tmp = `${dest}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  // cp keeps modes, times, hard links, whiteouts and the user.overlay.* attributes.
+  const cp = Bun.spawnSync(["cp", "-a", "--preserve=all", "--", src, tmp], { stderr: "pipe" });
+  if (cp.exitCode !== 0) {
+    throw new TinycError(`_reown: copying ${JSON.stringify(src)}: ${cp.stderr.toString().trim()}`);
+  }
+  const seen = new Set<string>();
+  const walk = (p: string) => {
+    const st = lstatSync(p, { bigint: true });
+    const key = `${st.dev}:${st.ino}`;
+    if (!seen.has(key)) {
+      seen.add(key);
+      lchownSync(p, reownedId(Number(st.uid), own.uid), reownedId(Number(st.gid), own.gid));
+      // chown drops the set-id bits: they are put back.
+      if (!st.isSymbolicLink() && (Number(st.mode) & 0o6000) !== 0) chmodSync(p, Number(st.mode) & 0o7777);
+    }
+    if (st.isDirectory()) for (const name of readdirSync(p)) walk(join(p, name));
+  };
+  walk(tmp);
+  try {
+    renameSync(tmp, dest);
+  } catch {
+    // Another tinyc made it meanwhile: the same copy.
+    rmSync(tmp, { recursive: true, force: true });
+  }
 }

@@ -95,7 +95,8 @@ afterAll(async () => {
 describe.skipIf(!!skip)("rootless", () => {
   test("run --userns keep-id runs as the caller, with the subordinate ids mapped around it", async () => {
     const user = rootless()!;
-    const script = "id -u; id -g; id -un; touch kept; cat /proc/self/uid_map";
+    // The image's own files keep their owners (root's stay root's), whatever the mapping.
+    const script = "id -u; id -g; id -un; touch kept; stat -c %u:%g /bin/busybox; cat /proc/self/uid_map";
     const r = await ok(["run", "--rm", "--pull=never", "--userns", "keep-id", "-v", `${proj}:${proj}`,
       "-w", proj, "bb:1", "sh", "-c", script]);
     const sub = subuidRange(user.user, user.uid);
@@ -104,6 +105,7 @@ describe.skipIf(!!skip)("rootless", () => {
       String(user.uid),
       String(user.gid),
       user.user,
+      "0:0",
       `0 ${sub.start} ${user.uid}`,
       `${user.uid} ${user.uid} 1`,
       `${user.uid + 1} ${sub.start + user.uid} ${sub.count - user.uid}`,
@@ -130,13 +132,14 @@ describe.skipIf(!!skip)("rootless", () => {
       "dpkg-query -W -f '${Status}\\n' tinyc-hello",
       "cat /usr/share/tinyc-hello/hello",
       "touch /tmp/x && chown 1000:1000 /tmp/x && stat -c %u:%g /tmp/x",
+      "stat -c %U:%G%A /usr/bin/su /etc/shadow",
       "id -u",
     ].join(" && ");
     const r = await tinyc(["run", "--rm", "--pull=never", "--userns", "keep-id", "-u", "0", "-v",
       `${proj}:/p`, "deb:1", "sh", "-c", script]);
     expect({ code: r.code, out: r.stdout, err: r.stderr }).toEqual({
       code: 0,
-      out: "install ok installed\nhello\n1000:1000\n0\n",
+      out: "install ok installed\nhello\n1000:1000\nroot:root-rwsr-xr-x\nroot:shadow-rw-r-----\n0\n",
       err: "",
     });
   }, 60_000);
