@@ -198,11 +198,45 @@ const WORKLOADS: Workload[] = [
     start: (s, runtimes) => imageStart(s, runtimes, "busybox", true),
     stop: imageStop,
     // busybox's sh asks the terminal where the cursor is (ESC [6n) after its prompt.
-    prompt: /\$ (\x1b\[6n)?$/,
+    prompt: /\$ (?:\x1b\[6n|$)/,
+    maxRuns: 20,
+    maxWarmup: 2,
+  },
+  {
+    // Another shell in a dev container that runs already: `tinyc dev` again in the same
+    // folder, against `podman exec -it` into a keep-id container started the same way.
+    name: "dev second shell prompt (pty)",
+    modes: ["rootless"],
+    setup: imageSetup,
+    commands: {
+      tinyc: () => [["dev", "--pull", "never", imageRef("busybox"), "sh"]],
+      podman: () => [["exec", "-it", "tinyc-bench-dev", "sh"]],
+    },
+    env: imageEnv,
+    start: devStart,
+    stop: async (s, runtimes) => {
+      const tinyc = runtimes.find((rt) => rt.name === "tinyc");
+      if (tinyc) runAs(s, [tinyc.bin, ...tinyc.flags(state(s, tinyc), s.dir), "dev", "--stop"]);
+      await imageStop(s, runtimes);
+    },
+    prompt: /\$ (?:\x1b\[6n|$)/,
     maxRuns: 20,
     maxWarmup: 2,
   },
 ];
+
+/** The image in each store, and a dev container of each, kept running for the timed shells. */
+async function devStart(s: Scenario, runtimes: Runtime[]): Promise<void> {
+  await imageStart(s, runtimes, "busybox", true);
+  for (const rt of runtimes) {
+    const args = rt.name === "tinyc"
+      ? ["dev", "--keep", "--pull", "never", imageRef("busybox"), "true"]
+      : ["run", "-d", "--name", "tinyc-bench-dev", "--pull=never", "--userns=keep-id", "--network",
+        "host", "-v", `${s.dir}:${s.dir}`, "-w", s.dir, imageRef("busybox"), "sleep", "100000"];
+    const why = runAs(s, [rt.bin, ...rt.flags(state(s, rt), s.dir), ...args]);
+    if (why) throw new Failure(`${rt.name}: starting the dev container failed: ${why}`);
+  }
+}
 
 // ---- bundles ----------------------------------------------------------------------------------
 
@@ -1058,6 +1092,9 @@ const NOTES = [
   "  sh` under util-linux script (as the test user, in the scenario's folder) until the shell",
   "  prints its prompt; then `exit` is typed, and the container's removal is not timed. No cpu",
   "  or max RSS is taken (shown as 0).",
+  "dev second shell prompt (pty): the same, with the container running already (made once by",
+  "  `tinyc dev --keep`, and by `podman run -d --userns=keep-id ... sleep`): `tinyc dev REF sh`",
+  "  again against `podman exec -it NAME sh`.",
   "run --rm IMAGE true (warm store): `run --rm --pull=never --network none REF true`, the",
   "  image pulled into each store beforehand; tinyc with --cgroup-manager=disabled, podman",
   "  making no cgroup rootless with cgroupfs, as in the podman workload above.",
