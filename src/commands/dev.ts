@@ -46,6 +46,7 @@ flags:
                       IMAGE: every dev container of this folder)
   --bind-home         bind your home folder at its path (default: a private home folder,
                       kept as long as the container)
+(The host's /etc/resolv.conf is bound read-only, since the network is the host's.)
   --env, -e K=V       more environment for the shell (repeatable)
   --pull POLICY       missing (default), always or never, as for run
   --detach-keys KEYS  the keys that leave the shell running and return (default ctrl-p,ctrl-q)
@@ -142,6 +143,8 @@ function binds(s: Session, bindHome: boolean): string[] {
     out.push(`${source}:${s.home}`);
   }
   out.push(`${s.folder}:${s.folder}`);
+  // The host's network, so the host's name servers.
+  if (existsSync("/etc/resolv.conf")) out.push("/etc/resolv.conf:/etc/resolv.conf:ro");
   return out;
 }
 
@@ -176,8 +179,8 @@ async function createFromBundle(s: Session, bundle: string, a: Record<string, an
       spec.mounts = spec.mounts!.filter((m) => m.destination !== "/sys/fs/cgroup");
     }
     const volumes = binds(s, !!a["bind-home"]).map((v) => {
-      const [source, destination] = v.split(":");
-      return { destination, type: "bind", source, options: ["rbind", "rprivate"] };
+      const [source, destination, mode] = v.split(":");
+      return { destination, type: "bind", source, options: ["rbind", "rprivate", ...(mode ? [mode] : [])] };
     });
     spec.mounts = [...(spec.mounts ?? []), ...volumes];
     applyKeepId(spec, { dir, lookup: [spec.root.path], userGiven: false });

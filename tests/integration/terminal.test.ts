@@ -196,7 +196,7 @@ describe.skipIf(!!skip)("rootless", () => {
     await tinyc(["rm", "-f", "ex1"]);
   }, 30_000);
 
-  test("run -it passes SIGTERM on; a killed tinyc takes its container along; settings kept", async () => {
+  test("run -it passes SIGTERM and SIGHUP on; a killed tinyc takes its container along; settings kept", async () => {
     const script = 'trap "exit 5" TERM; echo ready; while :; do sleep 1; done';
     const p = await pane("t5", `${TINYC} run -it --rm --pull=never bb:1 sh -c '${script}'`);
     expect(await tmux.waitFor(p, "ready")).toBe(true);
@@ -205,10 +205,19 @@ describe.skipIf(!!skip)("rootless", () => {
     const s5 = settingsKept("t5");
     expect(s5.after).toBe(s5.before);
 
+    const hup = 'trap "exit 6" HUP; echo ready; while :; do sleep 1; done';
+    const h = await pane("t9", `${TINYC} run -it --rm --pull=never bb:1 sh -c '${hup}'`);
+    expect(await tmux.waitFor(h, "ready")).toBe(true);
+    process.kill(await tinycOf(h), "SIGHUP");
+    expect(await tmux.waitFor(h, "t9=6")).toBe(true);
+    const s9 = settingsKept("t9");
+    expect(s9.after).toBe(s9.before);
+
     const q = await pane("t6", `${TINYC} run -it --rm --pull=never --name k6 bb:1 sh`);
     expect(await tmux.waitFor(q, "/ #")).toBe(true);
     const t = await tinycOf(q);
-    const container = childrenOf(t).filter((c) => comm(c) === "sh");
+    let container: number[] = [];
+    await waitUntil(() => (container = childrenOf(t).filter((c) => comm(c) === "sh")).length === 1, 5000);
     expect(container.length).toBe(1);
     process.kill(t, "SIGKILL");
     expect(await tmux.waitFor(q, "t6=137")).toBe(true);
