@@ -55,9 +55,9 @@ flags:
 /** The container's first process: it only waits, so that shells can come and go. */
 const IDLE = ["/bin/sh", "-c", "trap 'exit 0' TERM INT HUP; while :; do sleep 3600 & wait $!; done"];
 
-/** The user's shell if the container has it, else bash, else sh. */
+/** The user's shell if the container has it, else bash, else sh; SHELL names the one chosen. */
 const SHELL_PICK =
-  'if [ -x "$0" ]; then exec "$0"; elif [ -x /bin/bash ]; then exec /bin/bash; else exec /bin/sh; fi';
+  's="$0"; [ -x "$s" ] || s=/bin/bash; [ -x "$s" ] || s=/bin/sh; SHELL="$s"; export SHELL; exec "$s"';
 
 const list = (v: unknown): string[] => (v === undefined ? [] : Array.isArray(v) ? v.map(String) : [String(v)]);
 const hash = (s: string) => createHash("sha256").update(s).digest("hex");
