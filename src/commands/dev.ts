@@ -294,7 +294,12 @@ export const devCommand: Command = {
     let detached = false;
     let code: number;
     try {
-      code = execProcess(st, proc, { detachKeys, onDetach: () => (detached = true) });
+      // A shell left running keeps the container, for the next session as well as this one.
+      const onDetach = () => {
+        detached = true;
+        writeFileSync(join(s.devDir, "keep"), "");
+      };
+      code = execProcess(st, proc, { detachKeys, onDetach });
     } finally {
       // The last shell out stops the container, unless it is kept (or this one was detached).
       control = lockFile(lockPath, LOCK.EX);
