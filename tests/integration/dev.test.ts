@@ -201,7 +201,7 @@ describe.skipIf(!!skip)("rootless", () => {
     }
   });
 
-  test.skipIf(!!noTmux)("dev shells share one container, keep the terminal's size, and the last one out stops it", async () => {
+  test.skipIf(!!noTmux)("dev shells share one container, keep the terminal's size; the last one out stops it, unless one is detached", async () => {
     const tmux = new Tmux(as, dir, env);
     try {
       const a = await tmux.start(`${TINYC} dev bb:1\necho "A=$?"`, { cwd: proj });
@@ -216,6 +216,17 @@ describe.skipIf(!!skip)("rootless", () => {
       expect((await devRows()).map((r) => r.status)).toEqual(["running"]);
       await tmux.line(a, "exit");
       expect(await tmux.waitFor(a, "A=0")).toBe(true);
+      expect(await devRows()).toEqual([]);
+
+      // A shell left running with the detach keys keeps the container until dev --stop.
+      const c = await tmux.start(`${TINYC} dev bb:1\necho "C=$?"`, { cwd: proj });
+      expect(await tmux.waitFor(c, /proj \$/)).toBe(true);
+      await tmux.keys(c, "C-p", "C-q");
+      expect(await tmux.waitFor(c, "C=0")).toBe(true);
+      expect(await ok(["dev", "bb:1", "sh", "-c", "ps -o comm > /tmp/ps; grep -c '^sh$' /tmp/ps"]).then((r) => r.stdout))
+        .toBe("3\n");
+      expect((await devRows()).map((r) => r.status)).toEqual(["running"]);
+      await ok(["dev", "--stop"]);
       expect(await devRows()).toEqual([]);
     } finally {
       await tmux.stop();
