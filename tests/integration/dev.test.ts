@@ -175,8 +175,8 @@ describe.skipIf(!!skip)("rootless", () => {
     const user = rootless()!;
     const bundle = await makeBundle({ rootfs: "busybox", owner: as });
     try {
-      const r = await ok(["dev", bundle.dir, "sh", "-c", "id -u; pwd; grep -c :1001: /etc/passwd"]);
-      expect(r.stdout).toBe(`${user.uid}\n${proj}\n${user.uid === 1001 ? 1 : 0}\n`);
+      const r = await ok(["dev", bundle.dir, "sh", "-c", `id -u; pwd; grep -c ':x:${user.uid}:' /etc/passwd`]);
+      expect(r.stdout).toBe(`${user.uid}\n${proj}\n1\n`);
       expect(await devRows()).toEqual([]);
     } finally {
       bundle.cleanup();
