@@ -138,6 +138,8 @@ static int keeper_main(void *arg)
 			pidfd = syscall(SYS_pidfd_open, m.pid, 0);
 		} else if (m.kind == 'd') {
 			close(sock);
+			if (tty >= 0)
+				close(tty); /* the caller's terminal is the caller's again */
 			if (fd >= 0)
 				hold_terminal(fd);
 			_exit(0);
