@@ -38,7 +38,7 @@ static void on_signal(int sig)
 }
 
 static const int relayed[] = { SIGCHLD, SIGWINCH, SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2,
-			       SIGTERM, SIGCONT, SIGALRM };
+			       SIGTERM, SIGCONT, SIGALRM, SIGTSTP };
 #define NRELAYED (sizeof(relayed) / sizeof(relayed[0]))
 
 static void copy_winsize(int from, int to)
@@ -82,16 +82,93 @@ static void drain(int master)
 			break;
 }
 
+/* The caller's terminal: raw while the relay runs, and as it was whenever the relay stops. */
+struct term {
+	int is_tty;
+	struct termios orig;
+};
+
+static void term_raw(struct term *t, int master)
+{
+	struct termios raw = t->orig;
+
+	cfmakeraw(&raw);
+	tcsetattr(0, TCSANOW, &raw);
+	copy_winsize(0, master);
+}
+
+static void term_restore(struct term *t)
+{
+	if (t->is_tty)
+		tcsetattr(0, TCSANOW, &t->orig);
+}
+
+/* Stopped from outside (SIGTSTP to tinyc): the terminal is given back until SIGCONT. */
+static void stop_self(struct term *t, int master)
+{
+	term_restore(t);
+	kill(getpid(), SIGSTOP);
+	if (t->is_tty)
+		term_raw(t, master);
+}
+
+/*
+ * Input for the container, with the detach sequence taken out: bytes that may begin it are held
+ * back until it is complete (detach: returns 1) or broken (they go on, as typed).
+ */
+struct keys {
+	const uint8_t *seq;
+	uint32_t len, matched;
+};
+
+static int pass_input(struct keys *k, int master, const char *buf, ssize_t n)
+{
+	ssize_t i, from = 0;
+
+	if (k->len == 0)
+		return write_all(master, buf, n) < 0 ? -1 : 0;
+	for (i = 0; i < n; i++) {
+		if ((uint8_t)buf[i] == k->seq[k->matched]) {
+			if (i > from)
+				write_all(master, buf + from, i - from);
+			from = i + 1;
+			if (++k->matched == k->len)
+				return 1;
+			continue;
+		}
+		if (k->matched > 0) {
+			write_all(master, (const char *)k->seq, k->matched);
+			k->matched = 0;
+			if ((uint8_t)buf[i] == k->seq[0]) {
+				if (i > from)
+					write_all(master, buf + from, i - from);
+				from = i + 1;
+				k->matched = 1;
+			}
+		}
+	}
+	if (n > from)
+		write_all(master, buf + from, n - from);
+	return 0;
+}
+
 /*
  * Relays stdin to MASTER and MASTER to stdout until PID exits, with the caller's terminal in
- * raw mode (restored before returning). Window size changes are passed on; SIGINT, SIGTERM and
- * the like go to PID. Stores PID's wait status.
+ * raw mode (restored before returning, and while tinyc is stopped). Window size changes are
+ * passed on; SIGINT, SIGTERM and the like go to PID. Stores PID's wait status and returns 0.
+ *
+ * Typing the NKEYS bytes of KEYS (on a terminal) detaches: the container is left running, its
+ * master goes to the keeper on the socket KEEPER (one is started if KEEPER is -1), and the
+ * return is 1. When the caller's terminal hangs up, the container's is hung up too, by closing
+ * the master, so that a shell reading it ends.
  */
-int tc_relay(int32_t master, int32_t pid, int32_t *status)
+int tc_relay(int32_t master, int32_t pid, int32_t *status, const uint8_t *keys, uint32_t nkeys,
+	     int32_t keeper)
 {
 	struct sigaction sa, old[NRELAYED];
-	struct termios orig, raw;
-	int is_tty = isatty(0), stdin_open = 1, st = 0, done = 0, ret = 0;
+	struct term t = { .is_tty = isatty(0) };
+	struct keys k = { .seq = keys, .len = nkeys, .matched = 0 };
+	int stdin_open = 1, st = 0, done = 0, ret = 0, detached = 0;
 	size_t i;
 	char buf[8192];
 
@@ -107,16 +184,14 @@ int tc_relay(int32_t master, int32_t pid, int32_t *status)
 	for (i = 0; i < NRELAYED; i++)
 		sigaction(relayed[i], &sa, &old[i]);
 
-	if (is_tty && tcgetattr(0, &orig) == 0) {
-		raw = orig;
-		cfmakeraw(&raw);
-		tcsetattr(0, TCSANOW, &raw);
-		copy_winsize(0, master);
-	} else {
-		is_tty = 0;
-	}
+	if (t.is_tty && tcgetattr(0, &t.orig) == 0)
+		term_raw(&t, master);
+	else
+		t.is_tty = 0;
+	if (!t.is_tty)
+		k.len = 0;
 
-	while (!done) {
+	while (!done && !detached) {
 		struct pollfd p[3] = {
 			{ .fd = signal_pipe[0], .events = POLLIN },
 			{ .fd = master, .events = POLLIN },
@@ -133,8 +208,10 @@ int tc_relay(int32_t master, int32_t pid, int32_t *status)
 			unsigned char sig;
 
 			while (read(signal_pipe[0], &sig, 1) == 1) {
-				if (sig == SIGWINCH && is_tty)
+				if (sig == SIGWINCH && t.is_tty)
 					copy_winsize(0, master);
+				else if (sig == SIGTSTP)
+					stop_self(&t, master);
 				else if (sig != SIGCHLD && sig != SIGWINCH)
 					kill(pid, sig);
 			}
@@ -153,14 +230,20 @@ int tc_relay(int32_t master, int32_t pid, int32_t *status)
 			ssize_t n = read(0, buf, sizeof(buf));
 
 			if (n > 0) {
-				write_all(master, buf, n);
-			} else if (n == 0 || errno != EINTR) {
-				/* End of input: the terminal's EOF character tells the program so. */
-				char eof = 4;
-
+				if (master >= 0 && pass_input(&k, master, buf, n) == 1)
+					detached = 1;
+			} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
 				stdin_open = 0;
-				if (!is_tty && master >= 0)
+				if (t.is_tty && master >= 0) {
+					/* Our terminal hung up: so does the container's. */
+					close(master);
+					master = -1;
+				} else if (master >= 0) {
+					/* End of input: the terminal's EOF character tells the program so. */
+					char eof = 4;
+
 					write_all(master, &eof, 1);
+				}
 			}
 		}
 		if (master < 0 && !done) {
@@ -169,18 +252,24 @@ int tc_relay(int32_t master, int32_t pid, int32_t *status)
 			done = 1;
 		}
 	}
-	if (master >= 0) {
+	if (detached) {
+		int32_t kp[2];
+
+		if (keeper < 0 && tc_keeper(kp) == 0)
+			keeper = kp[0];
+		if (keeper >= 0)
+			tc_keeper_detach(keeper, master);
+	} else if (master >= 0) {
 		int flags = fcntl(master, F_GETFL);
 
 		fcntl(master, F_SETFL, flags | O_NONBLOCK);
 		drain(master);
 	}
-	if (is_tty)
-		tcsetattr(0, TCSANOW, &orig);
+	term_restore(&t);
 	for (i = 0; i < NRELAYED; i++)
 		sigaction(relayed[i], &old[i], NULL);
 	close(signal_pipe[0]);
 	close(signal_pipe[1]);
 	*status = st;
-	return ret;
+	return ret < 0 ? ret : detached;
 }

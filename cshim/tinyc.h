@@ -135,7 +135,12 @@ int tc_recv_fd(int32_t sock);
 int tc_send_fd_sock(int32_t sock, int32_t fd);
 int tc_run_all(const char *progs, uint32_t nprogs, int32_t *status, char *err, uint64_t errlen);
 int tc_attach_device_filter(const char *path, const uint8_t *insns, uint32_t count);
-int tc_relay(int32_t master, int32_t pid, int32_t *status);
+int tc_relay(int32_t master, int32_t pid, int32_t *status, const uint8_t *keys, uint32_t nkeys,
+	     int32_t keeper);
+int tc_keeper(int32_t *out);
+int tc_keeper_watch(int32_t sock, int32_t pid);
+int tc_keeper_detach(int32_t sock, int32_t master);
+int tc_keeper_quit(int32_t sock, int32_t pid);
 int tc_set_dumpable(int32_t on);
 int tc_pidfd_open(int32_t pid);
 int tc_pidfd_signal(int32_t pidfd, int32_t sig);

@@ -126,12 +126,54 @@ export function receiveFd(sock: number): number {
   return fd;
 }
 
-/** Relays the terminal until PID exits; returns its wait status. */
-export function relayTerminal(master: number, pid: number): number {
+export interface Relayed {
+  /** PID's wait status, when it ended. */
+  status: number;
+  /** The user typed the detach keys: PID is left running. */
+  detached: boolean;
+}
+
+/**
+ * Relays the terminal until PID exits, or until the detach KEYS are typed; a detached
+ * terminal goes to the KEEPER (one is started when none is given).
+ */
+export function relayTerminal(
+  master: number,
+  pid: number,
+  opts: { keys?: Uint8Array; keeper?: Keeper } = {},
+): Relayed {
   const status = new Int32Array(1);
-  const ret = native().tc_relay(master, pid, ptr(status));
+  const keys = opts.keys && opts.keys.length > 0 ? opts.keys : new Uint8Array(1);
+  const n = opts.keys?.length ?? 0;
+  const ret = native().tc_relay(master, pid, ptr(status), ptr(keys), n, opts.keeper?.sock ?? -1);
   if (ret < 0) throw new NativeError("relay", -ret);
-  return status[0];
+  return { status: status[0], detached: ret === 1 };
+}
+
+/**
+ * A process that kills PID (once told it) if tinyc dies without detaching, and holds a
+ * detached container's terminal: PR_SET_PDEATHSIG could not let a container be detached.
+ */
+export interface Keeper {
+  sock: number;
+  pid: number;
+}
+
+export function startKeeper(): Keeper {
+  const out = new Int32Array(2);
+  const ret = native().tc_keeper(ptr(out));
+  if (ret < 0) throw new NativeError("start the keeper", -ret);
+  return { sock: out[0], pid: out[1] };
+}
+
+export function keeperWatch(k: Keeper, pid: number): void {
+  const ret = native().tc_keeper_watch(k.sock, pid);
+  if (ret < 0) throw new NativeError("tell the keeper", -ret);
+}
+
+/** The container ended, or never started: the keeper leaves and is reaped. */
+export function keeperQuit(k: Keeper): void {
+  native().tc_keeper_quit(k.sock, k.pid);
 }
 
 /** A non-dumpable process: no other process of the same user can open its /proc/PID/exe. */

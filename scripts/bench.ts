@@ -85,6 +85,12 @@ interface Workload {
    * it, untimed: the stores of a workload whose every sample must start from nothing.
    */
   fresh?(dir: string): string[];
+  /**
+   * Time to a shell's prompt instead of to the command's end: the command runs under a
+   * pseudo-terminal (util-linux script) and the sample ends when its output matches this; then
+   * "exit" is typed and the rest is waited for, untimed. No cpu or RSS is taken.
+   */
+  prompt?: RegExp;
   /** Caps on --runs and --warmup, for a workload slow enough to make the whole run long. */
   maxRuns?: number;
   maxWarmup?: number;
@@ -192,7 +198,61 @@ const WORKLOADS: Workload[] = [
     maxWarmup: 3,
     optional: true,
   },
+  {
+    // From typing the command to the shell's prompt, in a folder bound at its own path with
+    // the caller's ids: `tinyc dev` (which makes its container, then joins it with exec)
+    // against podman run -it with keep-id. Both leave no container behind after "exit".
+    name: "dev shell prompt (pty)",
+    modes: ["rootless"],
+    setup: imageSetup,
+    commands: {
+      tinyc: () => [["dev", "--pull", "never", imageRef("busybox"), "sh"]],
+      podman: (c) => [["run", "--rm", "-it", "--pull=never", "--userns=keep-id", "--network", "host",
+        "-v", `${c.dir}:${c.dir}`, "-w", c.dir, imageRef("busybox"), "sh"]],
+    },
+    env: imageEnv,
+    start: (s, runtimes) => imageStart(s, runtimes, "busybox", true),
+    stop: imageStop,
+    // busybox's sh asks the terminal where the cursor is (ESC [6n) after its prompt.
+    prompt: /\$ (?:\x1b\[6n|$)/,
+    maxRuns: 20,
+    maxWarmup: 2,
+  },
+  {
+    // Another shell in a dev container that runs already: `tinyc dev` again in the same
+    // folder, against `podman exec -it` into a keep-id container started the same way.
+    name: "dev second shell prompt (pty)",
+    modes: ["rootless"],
+    setup: imageSetup,
+    commands: {
+      tinyc: () => [["dev", "--pull", "never", imageRef("busybox"), "sh"]],
+      podman: () => [["exec", "-it", "tinyc-bench-dev", "sh"]],
+    },
+    env: imageEnv,
+    start: devStart,
+    stop: async (s, runtimes) => {
+      const tinyc = runtimes.find((rt) => rt.name === "tinyc");
+      if (tinyc) runAs(s, [tinyc.bin, ...tinyc.flags(state(s, tinyc), s.dir), "dev", "--stop"]);
+      await imageStop(s, runtimes);
+    },
+    prompt: /\$ (?:\x1b\[6n|$)/,
+    maxRuns: 20,
+    maxWarmup: 2,
+  },
 ];
+
+/** The image in each store, and a dev container of each, kept running for the timed shells. */
+async function devStart(s: Scenario, runtimes: Runtime[]): Promise<void> {
+  await imageStart(s, runtimes, "busybox", true);
+  for (const rt of runtimes) {
+    const args = rt.name === "tinyc"
+      ? ["dev", "--keep", "--pull", "never", imageRef("busybox"), "true"]
+      : ["run", "-d", "--name", "tinyc-bench-dev", "--pull=never", "--userns=keep-id", "--network",
+        "host", "-v", `${s.dir}:${s.dir}`, "-w", s.dir, imageRef("busybox"), "sleep", "100000"];
+    const why = runAs(s, [rt.bin, ...rt.flags(state(s, rt), s.dir), ...args]);
+    if (why) throw new Failure(`${rt.name}: starting the dev container failed: ${why}`);
+  }
+}
 
 // ---- bundles ----------------------------------------------------------------------------------
 
@@ -614,6 +674,7 @@ async function measure(s: Scenario, rt: Runtime, argv: string[], helper: string)
   const engine = s.workload.engine;
   const runtime = engine ? engine(s, rt, argv)
     : [rt.bin, ...rt.flags(state(s, rt), s.dir), ...argv];
+  if (s.workload.prompt) return timeToPrompt(s, runtime, s.workload.prompt, log);
   const cmd = [...asUser(s.mode), helper, `${TIMEOUT_S}`, ...runtime];
   // cwd: a folder the mode's user may enter, whoever started the benchmark from where.
   const proc = Bun.spawn(cmd, {
@@ -631,6 +692,54 @@ async function measure(s: Scenario, rt: Runtime, argv: string[], helper: string)
     throw new Failure(`${argv[0]}: ${how}${said ? `: ${said}` : ""}`);
   }
   return { ns, cpuNs, kib };
+}
+
+const shellQuote = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`);
+
+/**
+ * Runs argv under a pseudo-terminal (util-linux script) and times it until its output matches
+ * prompt; then types "exit" and waits for the end, untimed.
+ */
+async function timeToPrompt(s: Scenario, argv: string[], prompt: RegExp, log: number): Promise<Sample> {
+  if (!which("script")) throw new Failure("not installed: script (util-linux)");
+  const cmd = [...asUser(s.mode), "script", "-qfec", argv.map(shellQuote).join(" "), "/dev/null"];
+  const start = Bun.nanoseconds();
+  const proc = Bun.spawn(cmd, { env: { ...s.env, TERM: "xterm" }, cwd: s.dir, stdin: "pipe",
+    stdout: "pipe", stderr: log });
+  const timer = setTimeout(() => proc.kill("SIGKILL"), TIMEOUT_S * 1000);
+  const reader = proc.stdout.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  let ns = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    text += decoder.decode(value, { stream: true });
+    if (prompt.test(text)) {
+      ns = Bun.nanoseconds() - start;
+      break;
+    }
+  }
+  try {
+    proc.stdin.write("exit\n");
+    proc.stdin.flush();
+  } catch {
+    // It ended already: its status and output say why.
+  }
+  const rest = (async () => {
+    try {
+      while (!(await reader.read()).done);
+    } catch {
+      // The process is gone.
+    }
+  })();
+  const exit = await proc.exited;
+  clearTimeout(timer);
+  await rest;
+  if (stopping) throw new Interrupted();
+  if (!ns) throw new Failure(`no prompt (exit ${exit}): ${JSON.stringify(text.slice(-200))}`);
+  if (exit !== 0) throw new Failure(`exit ${exit} after the prompt`);
+  return { ns, cpuNs: 0, kib: 0 };
 }
 
 /** The last line a runtime wrote to its log since offset. */
@@ -928,7 +1037,9 @@ function ratio(rows: Row[], rt: RuntimeName, key: keyof Stats): number | undefin
   const of = (name: RuntimeName) => rows.find((r) => r.runtime === name && !r.skipped);
   const t = of("tinyc");
   const o = of(rt);
-  return t && o ? stats(t.samples)[key] / stats(o.samples)[key] : undefined;
+  const below = o && stats(o.samples)[key];
+  // A workload that takes no cpu or RSS (the prompt one) has nothing to compare there.
+  return t && below ? stats(t.samples)[key] / below : undefined;
 }
 
 const groups = (rows: Row[]) => [...new Set(rows.map((r) => label(r.workload, r.mode)))]
@@ -996,6 +1107,14 @@ const NOTES = [
   "  --tls-verify=false REF` (empty --root and --runroot) command; the stores are emptied",
   "  before and removed after every sample, untimed. podman's first pull makes the user",
   "  namespace its pause process keeps; the later ones join it.",
+  "dev shell prompt (pty): the time from starting `tinyc dev --pull never REF sh` or",
+  "  `podman run --rm -it --pull=never --userns=keep-id --network host -v DIR:DIR -w DIR REF",
+  "  sh` under util-linux script (as the test user, in the scenario's folder) until the shell",
+  "  prints its prompt; then `exit` is typed, and the container's removal is not timed. No cpu",
+  "  or max RSS is taken (shown as 0).",
+  "dev second shell prompt (pty): the same, with the container running already (made once by",
+  "  `tinyc dev --keep`, and by `podman run -d --userns=keep-id ... sleep`): `tinyc dev REF sh`",
+  "  again against `podman exec -it NAME sh`.",
   "run --rm IMAGE true (warm store): `run --rm --pull=never --network none REF true`, the",
   "  image pulled into each store beforehand; tinyc with --cgroup-manager=disabled, podman",
   "  making no cgroup rootless with cgroupfs, as in the podman workload above.",

@@ -26,6 +26,7 @@ mkdirSync(join(root, "dist"), { recursive: true });
 run([
   cc, "-O2", "-g0", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared", "-fvisibility=default",
   "-Wl,-z,now", "-o", "build/libtinyc.so", "cshim/exec.c", "cshim/relay.c", "cshim/misc.c",
+  "cshim/keeper.c",
 ]);
 // The shim runs once per container for the container's whole life: a small C program.
 run([

@@ -22,6 +22,8 @@ import { fuseUnusable } from "../runtime/fuse";
 import { openStore } from "../image/open";
 import { runBundle } from "./run";
 import { parseNetworkFlag, prepareNetwork } from "../runtime/network";
+import { parseDetachKeys } from "../runtime/detachkeys";
+import { applyKeepId, checkUserns, keepIdLayers } from "../runtime/keepid";
 
 const ADJECTIVES = ["brave", "calm", "eager", "fond", "keen", "lucid", "merry", "quiet", "swift", "tidy"];
 const NOUNS = ["otter", "heron", "maple", "comet", "ember", "fjord", "lynx", "pebble", "quartz", "wren"];
@@ -40,6 +42,8 @@ export interface ImageRunArgs {
   image: string;
   args: string[];
   a: minimist.ParsedArgs;
+  /** Print nothing (not the id of a -d container): tinyc dev makes its container so. */
+  quiet?: boolean;
 }
 
 /** docker run's flags; everything after the image is the command. */
@@ -48,7 +52,7 @@ export function parseImageRun(args: string[]): ImageRunArgs | undefined {
     boolean: ["rm", "detach", "interactive", "tty", "read-only", "help"],
     string: ["name", "env", "env-file", "workdir", "user", "volume", "tmpfs", "hostname",
       "entrypoint", "pull", "network", "platform", "label", "storage-driver",
-      "publish", "dns", "dns-search", "dns-option", "add-host"],
+      "publish", "dns", "dns-search", "dns-option", "add-host", "detach-keys", "userns"],
     alias: { d: "detach", i: "interactive", t: "tty", e: "env", w: "workdir", u: "user",
       v: "volume", h: "hostname", l: "label", p: "publish", net: "network" },
     stopEarly: true,
@@ -120,11 +124,14 @@ export async function runImage(r: ImageRunArgs, globals: Globals): Promise<numbe
   const a = r.a;
   const network = parseNetworkFlag(a.network);
   const detach = !!a.detach;
+  if (a.userns !== undefined) checkUserns(a.userns);
+  const detachKeys = parseDetachKeys(a["detach-keys"]);
   await sweepEnded(globals);
   const store = openStore();
   const img = await imageFor(r.image, a.pull ?? "missing", a.platform);
   const config = store.imageConfig(img);
-  const lower = [...store.layerDirs(img)].reverse();
+  let lower = [...store.layerDirs(img)].reverse();
+  if (a.userns !== undefined) lower = await keepIdLayers(lower);
 
   const metas = allMetas();
   const name = a.name ?? generatedName(new Set(metas.map((m) => m.name)));
@@ -159,6 +166,7 @@ export async function runImage(r: ImageRunArgs, globals: Globals): Promise<numbe
     prepareNetwork({ ...network, ports: list(a.publish), hostname: spec.hostname!, dir,
       dns: list(a.dns), dnsSearch: list(a["dns-search"]), dnsOptions: list(a["dns-option"]),
       addHosts: list(a["add-host"]) }).apply(spec);
+    if (a.userns !== undefined) applyKeepId(spec, { dir, lookup: lower, userGiven: a.user !== undefined });
     const { driver, why } = storageDriver(a["storage-driver"]);
     const what = DRIVER_TEXT[driver];
     log("info", `storage driver ${driver}: the root file system is ${what} (${why})`);
@@ -196,14 +204,20 @@ export async function runImage(r: ImageRunArgs, globals: Globals): Promise<numbe
         closeSync(logFd);
         closeSync(nullFd);
       }
-      writeFileSync(1, `${id}\n`);
+      if (!r.quiet) writeFileSync(1, `${id}\n`);
       return 0;
     }
     // Without -i the container's stdin is empty, as docker has it.
     const stdin = a.interactive || a.tty ? undefined : openSync("/dev/null", "r");
     try {
+      // Detached from its terminal, it goes on as a -d container: a --rm one is removed later.
+      const onDetach = () => {
+        removeAfter = false;
+        if (a.rm) writeFileSync(join(dir, "meta.json"), JSON.stringify({ ...meta, autoRemove: true }));
+      };
       return await runBundle({ bundle: dir, id, detach: false, keep: !a.rm, noPivot: false,
-        preserveFds: 0, plan: false, stdio: stdin === undefined ? undefined : [stdin, 1, 2] }, globals);
+        preserveFds: 0, plan: false, stdio: stdin === undefined ? undefined : [stdin, 1, 2],
+        detachKeys, onDetach }, globals);
     } finally {
       if (stdin !== undefined) closeSync(stdin);
     }
@@ -238,7 +252,7 @@ async function sweepEnded(globals: Globals): Promise<void> {
   }
 }
 
-function removeContainerDir(dir: string): void {
+export function removeContainerDir(dir: string): void {
   try {
     // overlayfs leaves work/work with mode 0, which rmSync cannot look into: it is ours (the
     // kernel made it as the container's root), so opening it up spares the user namespace.

@@ -5,7 +5,9 @@ import {
   exitCodeOf,
   holdSignals,
   consolePair,
+  keeperQuit,
   receiveFd,
+  startKeeper,
   relayTerminal,
   sendFd,
   setDumpable,
@@ -15,6 +17,8 @@ import type { Globals } from "../cli";
 import { EXIT, TinycError } from "../errors";
 import { parseProcess, type Process } from "../oci/config";
 import { liveStatus, mustLoad } from "../runtime/container";
+import { parseDetachKeys } from "../runtime/detachkeys";
+import type { ContainerState } from "../runtime/state";
 import { containerMaps, namespacesToJoin } from "../runtime/nsjoin";
 import { spawnJoined } from "../runtime/join";
 import { buildExecPlan } from "../runtime/plan";
@@ -31,6 +35,7 @@ container's environment, working folder, user and capabilities unless flags say 
 flags:
   --process, -p FILE      the process as OCI process JSON (instead of COMMAND)
   --tty, -t               give the process a terminal
+  --interactive, -i       accepted, as docker's exec takes it: stdin is always the process's
   --console-socket PATH   with --tty and --detach: send the terminal's master over this socket
   --cwd DIR               working folder in the container
   --env, -e KEY=VALUE     add or replace an environment variable (repeatable)
@@ -41,6 +46,8 @@ flags:
   --detach, -d            return once the process runs
   --pid-file FILE         write the process's pid to FILE
   --preserve-fds N        pass N more fds (3 and on) to the process
+  --detach-keys KEYS      with --tty: the keys that detach, leaving the process running
+                          (default ctrl-p,ctrl-q; "" for none)
 `;
 
 const list = (v: unknown): string[] =>
@@ -96,11 +103,11 @@ export const execCommand: Command = {
   help,
   async run(args: string[], globals: Globals) {
     const a = parseFlags("exec", args, {
-      boolean: ["tty", "detach", "no-new-privs", "help"],
+      boolean: ["tty", "interactive", "detach", "no-new-privs", "help"],
       string: ["process", "console-socket", "cwd", "env", "user", "additional-gids", "cap",
-        "pid-file", "preserve-fds", "process-label", "apparmor"],
-      alias: { p: "process", t: "tty", e: "env", u: "user", g: "additional-gids", d: "detach",
-        h: "help" },
+        "pid-file", "preserve-fds", "process-label", "apparmor", "detach-keys"],
+      alias: { p: "process", t: "tty", i: "interactive", e: "env", u: "user", g: "additional-gids",
+        d: "detach", h: "help" },
       stopEarly: true,
     });
     if (a.help) {
@@ -117,42 +124,78 @@ export const execCommand: Command = {
       throw new TinycError(`cannot exec in a ${status} container`);
     }
     const proc = processFromFlags(a, st.process);
-    const socket: string | undefined = a["console-socket"] || undefined;
-    const detach = !!a.detach;
-    if (proc.terminal && detach && !socket) {
-      throw new TinycError("exec: --tty with --detach needs --console-socket");
-    }
-
-    const join = namespacesToJoin(st.pid);
-    const userns = join.includes("user") ? containerMaps(st.pid) : undefined;
-    const pair = proc.terminal ? consolePair() : undefined;
-    setDumpable(false);
-    if (!detach) holdSignals();
-    const plan = buildExecPlan(proc, {
-      pid: st.pid,
-      join,
-      userns,
+    return execProcess(st, proc, {
+      socket: a["console-socket"] || undefined,
+      detach: !!a.detach,
+      pidFile: a["pid-file"] || undefined,
       preserveFds: parsePreserveFds(a["preserve-fds"]),
-      seccomp: st.seccomp,
-      cgroup: st.cgroup !== undefined,
-      console: pair && { fd: pair.child },
+      detachKeys: parseDetachKeys(a["detach-keys"]),
     });
-
-    const pid = spawnJoined(plan, st.cgroup);
-    let master: number | undefined;
-    if (pair) {
-      closeSync(pair.child);
-      master = receiveFd(pair.parent);
-      closeSync(pair.parent);
-      if (socket) {
-        sendFd(socket, master);
-        closeSync(master);
-        master = undefined;
-      }
-    }
-    if (a["pid-file"]) writePidFile(a["pid-file"], pid);
-    if (detach) return 0;
-    const wait = master !== undefined ? relayTerminal(master, pid) : waitStatus(pid, true);
-    return exitCodeOf(wait);
   },
 };
+
+export interface ExecOptions {
+  socket?: string;
+  detach?: boolean;
+  pidFile?: string;
+  preserveFds?: number;
+  detachKeys?: Uint8Array;
+  /** Called when the user detached from the terminal: the process goes on running. */
+  onDetach?: () => void;
+}
+
+/** Runs PROC in the running container ST and waits for it (unless detached): its status. */
+export function execProcess(st: ContainerState, proc: Process, o: ExecOptions): number {
+  const socket = o.socket;
+  const detach = !!o.detach;
+  if (proc.terminal && detach && !socket) {
+    throw new TinycError("exec: --tty with --detach needs --console-socket");
+  }
+
+  const join = namespacesToJoin(st.pid);
+  const userns = join.includes("user") ? containerMaps(st.pid) : undefined;
+  const pair = proc.terminal ? consolePair() : undefined;
+  setDumpable(false);
+  if (!detach) holdSignals();
+  const plan = buildExecPlan(proc, {
+    pid: st.pid,
+    join,
+    userns,
+    preserveFds: o.preserveFds ?? 0,
+    seccomp: st.seccomp,
+    cgroup: st.cgroup !== undefined,
+    console: pair && { fd: pair.child },
+  });
+
+  const pid = spawnJoined(plan, st.cgroup);
+  let master: number | undefined;
+  if (pair) {
+    closeSync(pair.child);
+    master = receiveFd(pair.parent);
+    closeSync(pair.parent);
+    if (socket) {
+      sendFd(socket, master);
+      closeSync(master);
+      master = undefined;
+    }
+  }
+  if (o.pidFile) writePidFile(o.pidFile, pid);
+  if (detach) return 0;
+  if (master === undefined) return exitCodeOf(waitStatus(pid, true));
+  // The keeper puts the terminal back should tinyc be killed, and holds it once detached.
+  const keeper = startKeeper();
+  let detached = false;
+  try {
+    const relayed = relayTerminal(master, pid, { keys: o.detachKeys, keeper });
+    detached = relayed.detached;
+    if (detached) {
+      process.stdout.write("\r\n");
+      o.onDetach?.();
+      return 0;
+    }
+    return exitCodeOf(relayed.status);
+  } finally {
+    if (!detached) keeperQuit(keeper);
+    closeSync(master);
+  }
+}

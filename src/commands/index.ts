@@ -36,6 +36,8 @@ export const commands: Record<string, Verb> = {
   list: verb("list the runtime's containers", async () => (await import("./lifecycle")).listCommand),
   ps: verb("list a container's processes, or (without an id) the containers of images",
     async () => (await import("./lifecycle")).psCommand),
+  dev: verb("a shell in a container of an image, in this folder, as yourself",
+    async () => (await import("./dev")).devCommand),
   exec: verb("run another process in a running container",
     async () => (await import("./exec")).execCommand),
   pause: verb("freeze every process of a container",
@@ -75,6 +77,8 @@ export const commands: Record<string, Verb> = {
       async () => (await import("./shim")).shimCommand),
     hidden: true,
   },
+  _reown: verb("copy layers re-owned for --userns keep-id (used by tinyc itself)",
+    async () => (await import("../runtime/keepid")).reownCommand),
   _unpack: verb("unpack one layer blob into an empty folder (used by tinyc itself)",
     async () => (await import("./images")).unpackCommand),
 };

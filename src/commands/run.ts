@@ -4,11 +4,15 @@ import {
   exitCodeOf,
   holdSignals,
   consolePair,
+  keeperQuit,
+  keeperWatch,
   receiveFd,
   relayTerminal,
   releaseSignals,
   setDumpable,
+  startKeeper,
   waitStatus,
+  type Keeper,
 } from "../../ffi/spawn";
 import type { Globals } from "../cli";
 import { EXIT, TinycError } from "../errors";
@@ -19,6 +23,7 @@ import { launch, prepare, type Prepared } from "../runtime/launch";
 import { rootfsPath } from "../runtime/plan";
 import { removeWhenEmpty } from "../runtime/container";
 import { helperOf, startNetworkOf, type NetworkHelper } from "../runtime/network";
+import { parseDetachKeys } from "../runtime/detachkeys";
 import { defaultStateRoot, newId, newState, StateStore } from "../runtime/state";
 import type { Command } from "./index";
 import { writePidFile } from "./create";
@@ -42,7 +47,13 @@ docker flags, for an image: --rm, -d, --name N, -e K=V, --env-file F, -w DIR, -u
 --network private|none|host|slirp4netns[:allow_host_loopback=true] (default private),
 -p [IP:]HOST:CONTAINER[/tcp|/udp], --dns IP, --dns-search D, --dns-option O, --add-host NAME:IP,
 --storage-driver overlay|fuse-overlayfs|copy (default: the kernel's overlayfs as root or where
-it works in a user namespace, else fuse-overlayfs where installed, else a copy of the image).
+it works in a user namespace, else fuse-overlayfs where installed, else a copy of the image),
+--userns keep-id (your uid and gid inside are those outside; the default user is you).
+
+With a terminal (-t, or process.terminal in a bundle), tinyc's terminal is in raw mode: keys
+such as Ctrl-C and Ctrl-Z reach the container's programs, and window sizes follow. Typing the
+detach keys (ctrl-p,ctrl-q, or --detach-keys; "" for none) leaves the container running, as
+-d would have, and returns.
 
 flags:
   --bundle, -b DIR    the bundle folder
@@ -53,6 +64,7 @@ flags:
   --no-new-keyring    accepted for runc compatibility (no session keyring is made)
   --preserve-fds N    pass N more fds (3 and on) to the container
   --plan              print the launch plan (namespaces, id maps, every step) and exit
+  --detach-keys KEYS  the keys that detach from a terminal (default ctrl-p,ctrl-q)
 `;
 
 export interface RunArgs {
@@ -66,6 +78,10 @@ export interface RunArgs {
   plan: boolean;
   /** fds that become the container's stdin, stdout and stderr, for a detached run. */
   stdio?: [number, number, number];
+  /** The bytes that detach from the container's terminal (none: cannot detach). */
+  detachKeys?: Uint8Array;
+  /** Called when the user detached: the container goes on running, its state is kept. */
+  onDetach?: () => void;
 }
 
 /**
@@ -86,7 +102,7 @@ const VALUE_FLAGS = new Set([
   "-b", "--bundle", "--pid-file", "--console-socket", "--preserve-fds", "-e", "--env",
   "--env-file", "-w", "--workdir", "-u", "--user", "-v", "--volume", "--tmpfs", "-h",
   "--hostname", "--entrypoint", "--pull", "--network", "--platform", "-l", "--label", "--name",
-  "--storage-driver", "-p", "--publish", "--dns", "--dns-search", "--dns-option", "--add-host", "--net",
+  "--storage-driver", "-p", "--publish", "--dns", "--dns-search", "--dns-option", "--add-host", "--net", "--detach-keys", "--userns",
 ]);
 
 function firstPositional(args: string[]): string | undefined {
@@ -102,7 +118,7 @@ function firstPositional(args: string[]): string | undefined {
 function parseArgs(args: string[]): RunArgs | "help" {
   const a = parseFlags("run", args, {
     boolean: ["detach", "keep", "no-pivot", "no-new-keyring", "plan", "help"],
-    string: ["bundle", "pid-file", "console-socket", "preserve-fds"],
+    string: ["bundle", "pid-file", "console-socket", "preserve-fds", "detach-keys"],
     alias: { b: "bundle", d: "detach", h: "help" },
   });
   if (a.help) return "help";
@@ -137,6 +153,7 @@ function parseArgs(args: string[]): RunArgs | "help" {
     noPivot: !!a["no-pivot"],
     preserveFds: preserve,
     plan: !!a.plan,
+    detachKeys: parseDetachKeys(a["detach-keys"]),
   };
 }
 
@@ -222,6 +239,9 @@ export async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
   const pair = terminal ? consolePair() : undefined;
   let master: number | undefined;
   let network: NetworkHelper | undefined;
+  // A foreground terminal can be detached from, so its container cannot die with tinyc by
+  // PR_SET_PDEATHSIG: a keeper kills it should tinyc die, and holds it when detached.
+  let keeper: Keeper | undefined = terminal && !r.detach ? startKeeper() : undefined;
   try {
     // Nothing in the container may open this process's /proc/PID/exe (the tinyc executable).
     setDumpable(false);
@@ -232,7 +252,7 @@ export async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
       preserveFds: r.preserveFds,
       console: tty,
       stdio: r.stdio,
-      dieWithParent: !r.detach,
+      dieWithParent: !r.detach && !keeper,
       id: r.id,
       systemdCgroup: globals.systemdCgroup,
       noCgroups: globals.noCgroups,
@@ -255,6 +275,7 @@ export async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
         });
       }
     });
+    if (keeper) keeperWatch(keeper, pid);
     if (pair) {
       closeSync(pair.child);
       master = receiveFd(pair.parent);
@@ -269,7 +290,24 @@ export async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
       network?.detach();
       return 0;
     }
-    const code = exitCodeOf(master !== undefined ? relayTerminal(master, pid) : waitStatus(pid, true));
+    let status: number;
+    if (master !== undefined) {
+      const relayed = relayTerminal(master, pid, { keys: r.detachKeys, keeper });
+      if (relayed.detached) {
+        keepState = true;
+        keeper = undefined;
+        writeSync(1, "\r\n");
+        r.onDetach?.();
+        network?.detach();
+        return 0;
+      }
+      status = relayed.status;
+    } else {
+      status = waitStatus(pid, true);
+    }
+    if (keeper) keeperQuit(keeper);
+    keeper = undefined;
+    const code = exitCodeOf(status);
     await network?.stop();
     if (cg && !r.keep) await removeWhenEmpty(cg);
     if (!r.keep) {
@@ -283,6 +321,8 @@ export async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
     return code;
   } finally {
     releaseSignals();
+    // Closed without a word, the keeper kills what it was told of: tinyc failed on the way.
+    if (keeper) closeSync(keeper.sock);
     if (master !== undefined) closeSync(master);
     if (!keepState) store.remove(r.id);
   }

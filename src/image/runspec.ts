@@ -191,6 +191,9 @@ export function specFromImage(image: ContainerConfig, rootfs: string, f: RunFlag
       sys.type = "bind";
       sys.source = "/sys";
       sys.options = ["rbind", "nosuid", "noexec", "nodev", "ro"];
+      // The bind brings the host's /sys/fs/cgroup along; on a cgroup v2 host a cgroup2 mount
+      // there again would be the same mount on itself, which the kernel refuses (EBUSY).
+      spec.mounts = spec.mounts!.filter((m) => m.destination !== "/sys/fs/cgroup");
     }
   }
   if (f.readOnly) {

@@ -41,7 +41,9 @@ const nsFlags: Record<string, bigint> = {
 };
 
 /** The order namespaces are joined in: the user namespace first, for the rights it gives. */
-const joinOrder = ["user", "ipc", "uts", "network", "pid", "mount", "cgroup", "time"];
+// The mount namespace last: once in it, /proc is the container's, where the other
+// namespaces' /proc/PID/ns paths (host pids) are not found.
+const joinOrder = ["user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount"];
 
 export interface PlanContext {
   bundle: string;
