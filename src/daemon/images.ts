@@ -14,6 +14,7 @@ import { pull, type Progress } from "../image/pull";
 import {
   familiarReference,
   formatReference,
+  normalizeRegistry,
   parseReference,
   type Reference,
 } from "../image/reference";
@@ -56,8 +57,8 @@ function pullStatus(e: unknown): number {
   const m = e.message;
   if (/\binvalid reference\b/.test(m)) return 400;
   if (/: not found\b/.test(m)) return 404;
-  if (/: (unauthorized|authentication required)\b/.test(m)) return 401;
-  if (/: access denied\b/.test(m)) return 403;
+  // Not 401: on that the docker CLI asks for credentials on its standard input.
+  if (/: (unauthorized|authentication required|access denied)\b/.test(m)) return 403;
   return 500;
 }
 
@@ -558,6 +559,31 @@ async function saveImages(x: Context, res: Response, names: string[]) {
   }
 }
 
+/** docker login: the daemon checks the credentials against the registry; the CLI keeps them. */
+async function login(req: Request, res: Response) {
+  const body = await req.json();
+  if (!body || typeof body !== "object") throw new HttpError(400, "a JSON body with username and password is required");
+  const { username, password, serveraddress } = body as Record<string, unknown>;
+  if (typeof body.identitytoken === "string" && body.identitytoken) {
+    throw new HttpError(400, "login with an identity token is not supported");
+  }
+  if (typeof username !== "string" || !username || typeof password !== "string" || !password) {
+    throw new HttpError(400, "username and password are required");
+  }
+  let registry: string;
+  try {
+    registry = normalizeRegistry(typeof serveraddress === "string" && serveraddress ? serveraddress : "docker.io");
+  } catch (e) {
+    throw httpError(e, 400);
+  }
+  try {
+    await new RegistryClient(registry, { username, password }).ping();
+  } catch (e) {
+    throw httpError(e, /: (unauthorized|authentication required|access denied)\b/.test((e as Error).message) ? 401 : 500);
+  }
+  await res.json(200, { Status: "Login Succeeded", IdentityToken: "" });
+}
+
 function unsupported(method: string, re: RegExp, what: string): Route {
   return {
     method,
@@ -598,6 +624,11 @@ export function imageRoutes(x: Context): Route[] {
       method: "GET",
       path: /^\/images\/get$/,
       handle: async (req, res) => saveImages(x, res, req.query.getAll("names").filter(Boolean)),
+    },
+    {
+      method: "POST",
+      path: /^\/auth$/,
+      handle: async (req, res) => login(req, res),
     },
     unsupported("POST", /^\/images\/prune$/, "image prune"),
     unsupported("GET", /^\/images\/search$/, "registry search"),

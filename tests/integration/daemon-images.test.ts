@@ -95,6 +95,8 @@ function ociLayout(dir: string, layers: Buffer[], config: object): string[] {
 
 let work = "";
 let registry: Subprocess | undefined;
+let locked: Subprocess | undefined;
+let lockedHost = "";
 let registryDir = "";
 let host = "";
 let daemon: Subprocess<"ignore", "pipe", "pipe"> | undefined;
@@ -154,25 +156,30 @@ function storeState(): string {
   return JSON.stringify({ blobs: list("blobs/sha256"), layers: list("layers"), tmp: list("tmp"), images });
 }
 
-async function startRegistry(): Promise<void> {
-  registryDir = path.join(work, "registry");
-  fs.mkdirSync(registryDir, { recursive: true });
+/** A docker-registry on 127.0.0.1 storing in DIR; with HTPASSWD, it asks for basic auth. */
+async function startRegistry(dir: string, htpasswd?: string): Promise<{ proc: Subprocess; host: string }> {
+  fs.mkdirSync(dir, { recursive: true });
   const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
   const port = l.port;
   l.stop(true);
-  const config = path.join(registryDir, "config.yml");
+  const config = path.join(dir, "config.yml");
+  const auth = htpasswd ? `auth:\n  htpasswd:\n    realm: test\n    path: ${htpasswd}\n` : "";
   fs.writeFileSync(
     config,
     `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n` +
-      `    rootdirectory: ${registryDir}/data\nhttp:\n  addr: 127.0.0.1:${port}\n`,
+      `    rootdirectory: ${dir}/data\nhttp:\n  addr: 127.0.0.1:${port}\n${auth}`,
   );
-  registry = Bun.spawn(["docker-registry", "serve", config], { stdout: "ignore", stderr: "ignore" });
-  host = `127.0.0.1:${port}`;
+  const proc = Bun.spawn(["docker-registry", "serve", config], { stdout: "ignore", stderr: "ignore" });
+  const where = `127.0.0.1:${port}`;
   const up = await waitUntil(() => {
-    const r = Bun.spawnSync(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", `http://${host}/v2/`]);
-    return r.stdout.toString() === "200";
+    const r = Bun.spawnSync(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", `http://${where}/v2/`]);
+    return ["200", "401"].includes(r.stdout.toString());
   }, 10_000);
-  if (!up) throw new Error(`docker-registry on ${host} did not start`);
+  if (!up) {
+    proc.kill("SIGKILL");
+    throw new Error(`docker-registry on ${where} did not start`);
+  }
+  return { proc, host: where };
 }
 
 beforeAll(async () => {
@@ -192,15 +199,23 @@ beforeAll(async () => {
   make("bb2", "2", { "org.test.kind": "second" });
   make("broken", "broken", {});
   make("archived", "archived", { "org.test.kind": "archived" });
-  await startRegistry();
+  registryDir = path.join(work, "registry");
+  ({ proc: registry, host } = await startRegistry(registryDir));
   for (const name of ["bb", "bb2", "broken"]) push(name);
+  // alice:s3cret, bcrypt as docker-registry wants it.
+  const htpasswd = path.join(work, "htpasswd");
+  fs.writeFileSync(htpasswd, `alice:${await Bun.password.hash("s3cret", { algorithm: "bcrypt", cost: 4 })}\n`);
+  ({ proc: locked, host: lockedHost } = await startRegistry(path.join(work, "locked"), htpasswd));
+  skopeo(["copy", "--quiet", "--dest-tls-verify=false", "--dest-creds", "alice:s3cret", `oci:${layouts.bb.dir}:v`, `docker://${lockedHost}/private:v`]);
 
   home = scratchDir(AS, "dimg-home");
   xdg = scratchDir(AS, "dimg-xdg");
   fs.chmodSync(xdg, 0o700);
   out = scratchDir(AS, "dimg-out");
   sock = path.join(xdg, "tinyc", "docker.sock");
-  daemon = spawnAs([TINYC, "daemon", "--host", `unix://${sock}`], { as: AS, env: env() });
+  // The daemon reads no credentials of the CLI's: what it gets comes in X-Registry-Auth.
+  const daemonEnv = { ...env(), DOCKER_CONFIG: path.join(home, "daemon-docker") };
+  daemon = spawnAs([TINYC, "daemon", "--host", `unix://${sock}`], { as: AS, env: daemonEnv });
   const up = await waitUntil(() => {
     const r = Bun.spawnSync(["curl", "-s", "--unix-socket", sock, "http://d/_ping"]);
     return r.exitCode === 0 && r.stdout.toString() === "OK";
@@ -213,9 +228,11 @@ afterAll(async () => {
     daemon.kill("SIGTERM");
     await daemon.exited;
   }
-  if (registry && registry.exitCode === null) {
-    registry.kill("SIGKILL");
-    await registry.exited;
+  for (const r of [registry, locked]) {
+    if (r && r.exitCode === null) {
+      r.kill("SIGKILL");
+      await r.exited;
+    }
   }
   cleanup();
 }, 30_000);
@@ -236,7 +253,7 @@ describe.skipIf(!!noDaemon)("the docker CLI's image commands against tinyc daemo
     const again = await ok(["pull", ref]);
     expect(again).toContain(`${layouts.bb.layers[1].slice(7, 19)}: Already exists`);
     expect(again).toContain(`Status: Image is up to date for ${ref}`);
-  });
+  }, 30_000);
 
   test("the raw pull stream: per-layer Downloading lines with their byte counts", async () => {
     const r = await api("POST", `/images/create?fromImage=${encodeURIComponent(`${host}/bb2`)}&tag=v`, ["X-Registry-Auth: e30="]);
@@ -253,7 +270,7 @@ describe.skipIf(!!noDaemon)("the docker CLI's image commands against tinyc daemo
     expect(last.total).toBeGreaterThan(0);
     expect(msgs).toContainEqual({ status: "Pull complete", progressDetail: {}, id: fresh });
     expect(msgs.at(-1)).toEqual({ status: `Status: Downloaded newer image for ${host}/bb2:v` });
-  });
+  }, 30_000);
 
   test("docker images and image inspect: names, digests, labels, filters", async () => {
     const rows = await ok(["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}} {{.Digest}}"]);
@@ -270,7 +287,7 @@ describe.skipIf(!!noDaemon)("the docker CLI's image commands against tinyc daemo
     expect(await ok(["images", "-q", "--filter", "dangling=true"])).toBe("");
     const hist = await ok(["history", "--format", "{{.CreatedBy}}|{{.Size}}", `${host}/bb:v`]);
     expect(hist.trim().split("\n").length).toBe(2);
-  });
+  }, 30_000);
 
   test("tag and rmi: an extra name goes alone; the last one takes the image; misses are 404", async () => {
     const src = `${host}/bb2:v`;
@@ -289,7 +306,7 @@ describe.skipIf(!!noDaemon)("the docker CLI's image commands against tinyc daemo
     expect(inspect.stderr).toContain("No such image: demo/none:1");
     const bad = await docker(["tag", `${host}/bb:v`, "demo/UPPER:1"]);
     expect(bad.code).not.toBe(0);
-  });
+  }, 30_000);
 
   test("save, rmi, load: the same image comes back under its names", async () => {
     const ref = `${host}/bb:v`;
@@ -305,7 +322,7 @@ describe.skipIf(!!noDaemon)("the docker CLI's image commands against tinyc daemo
     const loaded = await ok(["load", "-i", file]);
     expect(loaded.split("\n").sort()).toEqual(["", "Loaded image: demo/saved:1", `Loaded image: ${ref}`].sort());
     expect((await ok(["image", "inspect", "-f", "{{.Id}}", "demo/saved:1"])).trim()).toBe(id);
-  });
+  }, 30_000);
 
   test("load of a docker-archive that skopeo wrote", async () => {
     const file = path.join(work, "archived.tar");
@@ -313,7 +330,7 @@ describe.skipIf(!!noDaemon)("the docker CLI's image commands against tinyc daemo
     fs.chmodSync(file, 0o644);
     expect(await ok(["load", "-i", file])).toBe("Loaded image: demo/archived:1\n");
     expect(await ok(["image", "inspect", "-f", "{{index .Config.Labels \"org.test.kind\"}}", "demo/archived:1"])).toBe("archived\n");
-  });
+  }, 30_000);
 
   test("docker import of a root filesystem tarball, with a change and a message", async () => {
     const r = await docker(["import", "-c", 'CMD ["sh"]', "-m", "from the fixture", busyboxTar, "demo/imported:1"]);
@@ -322,7 +339,44 @@ describe.skipIf(!!noDaemon)("the docker CLI's image commands against tinyc daemo
     expect(id).toMatch(/^sha256:[0-9a-f]{64}$/);
     const f = "{{.Id}} {{.Config.Cmd}} {{.Comment}} {{len .RootFS.Layers}}";
     expect(await ok(["image", "inspect", "-f", f, "demo/imported:1"])).toBe(`${id} [sh] from the fixture 1\n`);
-  });
+  }, 30_000);
+
+  test("docker login checks the credentials; the pull then sends them in X-Registry-Auth", async () => {
+    const ref = `${lockedHost}/private:v`;
+    const anonymous = await docker(["pull", ref]);
+    expect(anonymous.code).toBe(1);
+    expect(anonymous.stderr).toContain("authentication required");
+    const wrong = await runCommand([DOCKER!, "login", "-u", "alice", "--password-stdin", lockedHost], {
+      as: AS, env: env(), input: "wrong\n", timeoutMs: 30_000,
+    });
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain("unauthorized");
+    const login = await runCommand([DOCKER!, "login", "-u", "alice", "--password-stdin", lockedHost], {
+      as: AS, env: env(), input: "s3cret\n", timeoutMs: 30_000,
+    });
+    expect(login.stdout).toContain("Login Succeeded");
+    expect(login.code).toBe(0);
+    const pulled = await docker(["pull", ref]);
+    expect(pulled.code).toBe(0);
+    expect(pulled.stdout).toContain(`Status: Downloaded newer image for ${ref}`);
+  }, 30_000);
+
+  test("rmi of an image a container uses: refused (409), and with -f only its names go", async () => {
+    await ok(["tag", "demo/imported:1", "demo/used:1"]);
+    const id = (await ok(["image", "inspect", "-f", "{{.Id}}", "demo/used:1"])).trim();
+    await ok(["rmi", "demo/imported:1"]);
+    const c = (await ok(["create", "--pull=never", "--name", "user-of-image", "demo/used:1", "true"])).trim();
+    expect(c).toMatch(/^[0-9a-f]{64}$/);
+    const refused = await docker(["rmi", "demo/used:1"]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("container user-of-image is using it");
+    expect(await ok(["rmi", "-f", "demo/used:1"])).toBe("Untagged: demo/used:1\n");
+    // The image stays, nameless, for the container.
+    expect(await ok(["images", "-q", "--no-trunc", "--filter", "dangling=true"])).toBe(`${id}\n`);
+    await ok(["rm", "user-of-image"]);
+    const gone = await ok(["rmi", id.slice(7, 19)]);
+    expect(gone).toContain(`Deleted: ${id}`);
+  }, 30_000);
 
   test("pull errors: a missing tag or repository, a wrong platform, a layer that is not what its digest says", async () => {
     const before = storeState();
@@ -347,7 +401,7 @@ describe.skipIf(!!noDaemon)("the docker CLI's image commands against tinyc daemo
     expect(corrupt.stdout).toContain("v: Pulling from broken");
     expect(corrupt.stderr).toContain(`digest mismatch for "${layouts.broken.layers[1]}"`);
     expect(storeState()).toBe(before);
-  });
+  }, 30_000);
 
   test("bad uploads: a truncated archive or tarball, a malformed name; the store stays as it was", async () => {
     const before = storeState();
@@ -366,7 +420,7 @@ describe.skipIf(!!noDaemon)("the docker CLI's image commands against tinyc daemo
     const auth = await api("POST", `/images/create?fromImage=${host}/bb&tag=v`, ["X-Registry-Auth: !!!"]);
     expect(auth.status).toBe(400);
     expect(storeState()).toBe(before);
-  });
+  }, 30_000);
 
   test("what is not supported says so", async () => {
     const prune = await docker(["image", "prune", "-f"]);
@@ -382,5 +436,5 @@ describe.skipIf(!!noDaemon)("the docker CLI's image commands against tinyc daemo
       expect(r.status).toBe(501);
       expect(JSON.parse(r.body).message).toContain("not supported");
     }
-  });
+  }, 30_000);
 });
