@@ -490,6 +490,16 @@ async function pullImage(x: Context, req: Request, res: Response, from: string) 
   x.events.emit("image", "pull", shown, { name: shown });
 }
 
+/** The body, which fails at its end when nothing came (the client sent no file). */
+async function* nonEmpty(body: AsyncIterable<Buffer>, what: string): AsyncGenerator<Buffer> {
+  let n = 0;
+  for await (const c of body) {
+    n += c.length;
+    yield c;
+  }
+  if (n === 0) throw new TinycError(`${what} is empty`);
+}
+
 async function importImage(x: Context, req: Request, res: Response, src: string) {
   if (src !== "-") throw new HttpError(501, "import from a URL is not supported: send the tarball as the body");
   const platform = pullPlatform(req.query);
@@ -505,7 +515,7 @@ async function importImage(x: Context, req: Request, res: Response, src: string)
   }
   let img: Image;
   try {
-    img = await importRootfs(x.store, req.body, name, {
+    img = await importRootfs(x.store, nonEmpty(req.body, "the tarball"), name, {
       changes: req.query.getAll("changes"),
       message: req.query.get("message") ?? undefined,
       source: "-",
@@ -521,7 +531,7 @@ async function importImage(x: Context, req: Request, res: Response, src: string)
 async function loadImages(x: Context, req: Request, res: Response) {
   let images: Image[];
   try {
-    images = await loadArchive(x.store, req.body);
+    images = await loadArchive(x.store, nonEmpty(req.body, "the archive"));
   } catch (e) {
     throw httpError(e, 400);
   }

@@ -253,6 +253,9 @@ describe.skipIf(!!noDaemon)("the docker CLI's image commands against tinyc daemo
     const again = await ok(["pull", ref]);
     expect(again).toContain(`${layouts.bb.layers[1].slice(7, 19)}: Already exists`);
     expect(again).toContain(`Status: Image is up to date for ${ref}`);
+    const digest = (await ok(["image", "inspect", "-f", "{{index .RepoDigests 0}}", ref])).trim();
+    expect(digest).toMatch(/@sha256:[0-9a-f]{64}$/);
+    expect(await ok(["pull", digest])).toContain(`Status: Image is up to date for ${digest}`);
   }, 30_000);
 
   test("the raw pull stream: per-layer Downloading lines with their byte counts", async () => {
@@ -417,6 +420,11 @@ describe.skipIf(!!noDaemon)("the docker CLI's image commands against tinyc daemo
     const name = await api("POST", "/images/create?fromSrc=-&repo=Bad%21Name");
     expect(name.status).toBe(400);
     expect(JSON.parse(name.body).message).toContain("invalid reference");
+    for (const url of ["/images/create?fromSrc=-&repo=demo/empty:1", "/images/load"]) {
+      const empty = await api("POST", url);
+      expect(empty.status).toBe(400);
+      expect(JSON.parse(empty.body).message).toMatch(/: the (tarball|archive) is empty$/);
+    }
     const auth = await api("POST", `/images/create?fromImage=${host}/bb&tag=v`, ["X-Registry-Auth: !!!"]);
     expect(auth.status).toBe(400);
     expect(storeState()).toBe(before);
