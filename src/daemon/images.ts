@@ -463,9 +463,12 @@ function pullPlatform(q: URLSearchParams): Platform | undefined {
 async function pullImage(x: Context, req: Request, res: Response, from: string) {
   const tag = req.query.get("tag") ?? "";
   const namePart = from.split("@")[0];
-  const hasOwnTag = from.includes("@") || namePart.slice(namePart.lastIndexOf("/") + 1).includes(":");
+  const colon = namePart.lastIndexOf(":");
+  const hasOwnTag = from.includes("@") || colon > namePart.lastIndexOf("/");
   if (!tag && !hasOwnTag) throw new HttpError(400, "pulling every tag of a repository is not supported: name a tag");
-  const text = !tag ? from : tag.startsWith("sha256:") ? `${namePart}@${tag}` : `${namePart}:${tag}`;
+  // A tag parameter replaces what fromImage named, as dockerd does.
+  const repo = colon > namePart.lastIndexOf("/") ? namePart.slice(0, colon) : namePart;
+  const text = !tag ? from : tag.startsWith("sha256:") ? `${repo}@${tag}` : `${repo}:${tag}`;
   const ref = parseRef(text);
   const platform = pullPlatform(req.query);
   const creds = registryAuth(req.headers.get("x-registry-auth"));
