@@ -20,7 +20,7 @@ import {
 } from "../image/reference";
 import { RegistryClient } from "../image/registry";
 import { shortName, type Image } from "../image/store";
-import { hostPlatform, parsePlatform, platformMatches, type Platform } from "../image/types";
+import { hostPlatform, parsePlatform, platformMatches, type History, type Platform } from "../image/types";
 import type { Context, Route } from "./api";
 import { labelsMatch, parseFilters } from "./events";
 import { HttpError, type Request, type Response } from "./http";
@@ -228,7 +228,7 @@ function history(x: Context, img: Image) {
   const entries =
     img.config.history && img.config.history.length
       ? img.config.history
-      : diffIds.map(() => ({ created: img.config.created }) as NonNullable<Image["config"]["history"]>[number]);
+      : diffIds.map((): History => ({ created: img.config.created }));
   let layer = 0;
   const rows = entries.map((h) => {
     let size = 0;
