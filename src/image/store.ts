@@ -570,6 +570,24 @@ export class ImageStore {
     });
   }
 
+  /**
+   * Takes every name and digest reference off the image TEXT names; the image itself stays,
+   * nameless, for the containers made from it. Returns the names as docker prints them.
+   */
+  async untagAll(text: string): Promise<string[]> {
+    return this.withLock(() => {
+      const data = this.readImages();
+      const r = this.findRecord(text, this.records(data));
+      if (!r) throw new TinycError(`no such image: ${JSON.stringify(text)}`);
+      const entry = data.images[r.manifest];
+      const gone = [...entry.names, ...entry.digests];
+      entry.names = [];
+      entry.digests = [];
+      this.writeImages(data);
+      return gone.map(shortName);
+    });
+  }
+
   /** The name of R that TEXT spelled, when TEXT is a name and not an id. */
   private namedBy(r: ImageRecord, text: string): string | undefined {
     let ref: Reference;

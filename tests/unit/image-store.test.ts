@@ -195,6 +195,18 @@ describe("ImageStore images", () => {
     expect(store.listImages()).toEqual([]);
   });
 
+  test("untagAll takes every name off and keeps the image, its blobs and layers", async () => {
+    const store = freshStore();
+    const img = await addImage(store, ["docker.io/library/a:latest", "localhost:5000/b:1"], "u");
+    const before = snapshot(store).filter((l) => !l.startsWith("images.json"));
+    expect((await store.untagAll("a")).sort()).toEqual(["a:latest", "localhost:5000/b:1"]);
+    expect(store.findImage("a")).toBeUndefined();
+    const kept = store.resolveImage(img.id);
+    expect(kept.names).toEqual([]);
+    expect(snapshot(store).filter((l) => !l.startsWith("images.json"))).toEqual(before);
+    await expect(store.untagAll("a")).rejects.toThrow(/no such image/);
+  });
+
   test("rollback takes away what a failed operation added", async () => {
     const store = freshStore();
     const before = snapshot(store);
