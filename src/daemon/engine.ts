@@ -28,6 +28,7 @@ import {
   FLAG,
   frame,
   FrameReader,
+  execResizeRequest,
   resizeRequest,
   startShim,
   waitRequest,
@@ -80,6 +81,8 @@ interface ExecRecord {
   ExitCode: number | null;
   Pid: number;
   n: number;
+  /** The pid file of its run, which names it to the shim. */
+  pidFile?: string;
 }
 
 type Waiter = (code: number) => void;
@@ -94,6 +97,8 @@ interface Live {
   monitor?: net.Socket;
   starting?: Promise<void>;
   restartTimer?: ReturnType<typeof setTimeout>;
+  /** Its start failed and it is being removed from inside that start. */
+  failedStart?: boolean;
   execs: Set<string>;
 }
 
@@ -459,18 +464,20 @@ export class Engine {
     });
     if (!r.ok) {
       const msg = runtimeError(c.dir) ?? `the runtime failed (status ${r.status})`;
-      this.setExited(c, 127, msg);
-      if (this.runtimeState(id)) await this.runtime("delete", "--force", id);
+      const code = r.status === 126 || r.status === 127 ? r.status : 128;
+      await this.startFailed(c, code, msg);
       throw new HttpError(r.status === 127 || r.status === 126 ? 400 : 500, msg);
     }
     await this.watch(c);
-    for (const a of c.pending.splice(0)) {
-      this.pump(c, a.client, a.inbound, a.flags).catch(() => a.client.destroy());
-    }
+    // Each attach made before the start is in place (the shim says so) before the start.
+    await Promise.all(c.pending.splice(0).map((a) =>
+      this.pump(c, a.client, a.inbound, a.flags).catch(() => a.client.destroy())));
     const s = await this.runtime("start", id);
     if (s.code !== 0) {
-      await this.runtime("delete", "--force", id);
-      throw new HttpError(500, s.stderr.replace(/^tinyc: /, "") || `start failed (status ${s.code})`);
+      const msg = s.stderr.replace(/^tinyc: /, "") || `start failed (status ${s.code})`;
+      await this.runtime("kill", id, "KILL");
+      await this.startFailed(c, 128, msg);
+      throw new HttpError(500, msg);
     }
     const st = c.rec.State;
     Object.assign(st, {
@@ -480,6 +487,27 @@ export class Engine {
     c.rec.ManuallyStopped = false;
     this.save(c);
     this.o.events.emit("container", "start", id, this.attrs(c));
+  }
+
+  /**
+   * A start that failed: attached clients are let go, waiters told, and a --rm container
+   * removed, as the docker CLI waits for all three before it reports the error.
+   */
+  private async startFailed(c: Live, code: number, msg: string): Promise<void> {
+    const id = c.rec.Id;
+    if (c.monitor) {
+      const m = c.monitor;
+      c.monitor = undefined;
+      m.destroy();
+    }
+    if (this.runtimeState(id)) await this.runtime("delete", "--force", id);
+    this.setExited(c, code, msg);
+    for (const a of c.pending.splice(0)) a.client.end();
+    for (const w of c.exitWaiters.splice(0)) w(code);
+    if (c.rec.HostConfig.AutoRemove) {
+      c.failedStart = true;
+      await this.remove(c, true).catch(() => {});
+    }
   }
 
   /** Holds a wait connection to the shim; its end is the container's end. */
@@ -618,7 +646,7 @@ export class Engine {
   }
 
   async remove(c: Live, force: boolean): Promise<void> {
-    if (c.rec.State.Running || c.starting) {
+    if (c.rec.State.Running || (c.starting && !c.failedStart)) {
       if (!force) {
         throw new HttpError(409, `You cannot remove a running container ${c.rec.Id}. Stop the container before attempting removal or force remove`);
       }
@@ -671,9 +699,12 @@ export class Engine {
     });
   }
 
+  /** Joins CLIENT to the shim; resolves once the shim has taken the attach in. */
   private async pump(c: Live, client: net.Socket, inbound: Inbound, flags: number): Promise<void> {
-    const shim = await connectShim(c.dir, attachRequest(flags));
-    joinStreams(client, inbound, shim, !!c.rec.Config.Tty, (flags & FLAG.stdin) !== 0, () => {});
+    const shim = await connectShim(c.dir, attachRequest(flags | FLAG.ack));
+    await new Promise<void>((ready) => {
+      joinStreams(client, inbound, shim, !!c.rec.Config.Tty, (flags & FLAG.stdin) !== 0, () => ready(), ready);
+    });
   }
 
   async resize(c: Live, h: number, w: number): Promise<void> {
@@ -732,7 +763,8 @@ export class Engine {
       }
     }
     if (cfg.Privileged) throw new HttpError(400, "privileged exec is not supported");
-    const base = `exec-${e.ID.slice(0, 12)}`;
+    const base = `exec-${e.ID.slice(0, 16)}`;
+    e.pidFile = `${base}.pid`;
     writeFileSync(join(c.dir, `${base}.json`), JSON.stringify(proc), { mode: 0o600 });
     const argv = this.runtimeArgv(
       "exec", "--detach", "--pid-file", `${base}.pid`,
@@ -763,10 +795,15 @@ export class Engine {
   }
 
   async execResize(e: ExecRecord, h: number, w: number): Promise<void> {
-    void e;
-    void h;
-    void w;
-    // The exec's terminal is held by the shim for that exec's connection only.
+    const c = this.containers.get(e.ContainerID);
+    if (!e.Running || !c || !e.pidFile) throw new HttpError(409, `exec ${e.ID} is not running`);
+    if (!e.Config.Tty) return;
+    const s = await connectShim(c.dir, execResizeRequest(e.pidFile, h, w));
+    await new Promise<void>((r) => {
+      s.on("data", () => {});
+      s.on("close", () => r());
+      s.on("error", () => r());
+    });
   }
 
   execInspect(e: ExecRecord): unknown {
@@ -853,11 +890,13 @@ export function joinStreams(
   tty: boolean,
   stdin: boolean,
   done: (code: number) => void,
+  ready?: () => void,
 ): void {
   let exited = false;
   const reader = new FrameReader(
     (stream, payload) => {
-      if (client.destroyed) return;
+      ready?.();
+      if (client.destroyed || payload.length === 0) return;
       const ok = client.write(tty ? payload : frame(stream, payload));
       if (!ok) {
         shim.pause();

@@ -70,7 +70,7 @@ export function connectShim(dir: string, first: Buffer): Promise<net.Socket> {
   });
 }
 
-export const FLAG = { stdin: 1, stdout: 2, stderr: 4 } as const;
+export const FLAG = { stdin: 1, stdout: 2, stderr: 4, ack: 8 } as const;
 
 /** Splits the shim's byte stream into frames; calls EXIT with the status of the exit frame. */
 export class FrameReader {
@@ -125,6 +125,18 @@ export function attachRequest(flags: number): Buffer {
 }
 
 export const waitRequest = Buffer.from("W");
+
+/** Resizes the terminal of the exec whose pid file is NAME. */
+export function execResizeRequest(name: string, rows: number, cols: number): Buffer {
+  const n = Buffer.from(name);
+  const b = Buffer.alloc(2 + n.length + 4);
+  b[0] = "T".charCodeAt(0);
+  b[1] = n.length;
+  n.copy(b, 2);
+  b.writeUInt16BE(rows & 0xffff, 2 + n.length);
+  b.writeUInt16BE(cols & 0xffff, 4 + n.length);
+  return b;
+}
 
 /** The shim's record of how the container's first process ended. */
 export interface ExitRecord {
