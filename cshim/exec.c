@@ -1129,6 +1129,7 @@ fail:
 
 static volatile pid_t forward_to;
 static volatile sig_atomic_t pending[65];
+static volatile sig_atomic_t received[65];
 static struct sigaction saved[32];
 static int forwarding;
 
@@ -1136,6 +1137,7 @@ static void forward_signal(int sig)
 {
 	int saved_errno = errno;
 
+	received[sig] = 1;
 	if (forward_to > 0)
 		kill(forward_to, sig);
 	else
@@ -1161,12 +1163,18 @@ int tc_forward(int32_t pid)
 	int sig;
 
 	if (!forwarding) {
+		for (sig = 1; sig < 65; sig++)
+			received[sig] = pending[sig] = 0;
 		memset(&sa, 0, sizeof(sa));
 		sa.sa_handler = forward_signal;
 		sa.sa_flags = SA_RESTART;
 		sigemptyset(&sa.sa_mask);
-		for (i = 0; i < NFORWARDED; i++)
+		for (i = 0; i < NFORWARDED; i++) {
 			sigaction(forwarded[i], &sa, &saved[i]);
+			/* One that tinyc was started to ignore (nohup, a shell's background job) stays ignored. */
+			if (saved[i].sa_handler == SIG_IGN)
+				sigaction(forwarded[i], &saved[i], NULL);
+		}
 		forwarding = 1;
 	}
 	forward_to = pid;
@@ -1194,12 +1202,30 @@ int tc_forward_stop(void)
 }
 
 /*
+ * The signals tinyc got since it began to hold them (WHICH 0), or those of them that are held
+ * still, since no process was there to pass them on to (WHICH 1): one bit per signal number.
+ */
+int32_t tc_signals(int32_t which)
+{
+	uint32_t mask = 0;
+	int sig;
+
+	/* Every signal that is passed on is below 31. */
+	for (sig = 1; sig < 31; sig++)
+		if (which == 0 ? received[sig] : pending[sig])
+			mask |= (uint32_t)1 << sig;
+	return mask;
+}
+
+/*
  * Waits for PID and stores its wait status. With TC_WAIT_FORWARD, signals are passed on to it
- * meanwhile (see tc_forward); the handlers that were there before are restored afterwards.
+ * meanwhile (see tc_forward); afterwards they are held again if they were held before the
+ * wait (so one that comes while the caller cleans up is neither lost nor fatal), otherwise
+ * the handlers that were there before are restored.
  */
 int tc_wait(int32_t pid, int32_t *status, int32_t options)
 {
-	int st, ret;
+	int st, ret, held = forwarding && forward_to == 0;
 
 	if (options & TC_WAIT_NOHANG) {
 		ret = waitpid(pid, &st, WNOHANG | __WALL);
@@ -1216,7 +1242,9 @@ int tc_wait(int32_t pid, int32_t *status, int32_t options)
 		ret = waitpid(pid, &st, __WALL);
 	while (ret < 0 && errno == EINTR);
 	ret = ret < 0 ? -errno : 0;
-	if (options & TC_WAIT_FORWARD)
+	if ((options & TC_WAIT_FORWARD) && held)
+		forward_to = 0;
+	else if (options & TC_WAIT_FORWARD)
 		tc_forward_stop();
 	if (ret == 0)
 		*status = st;

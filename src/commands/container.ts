@@ -15,7 +15,11 @@ import { specFromImage } from "../image/runspec";
 import { stringifySpec } from "../oci/spec";
 import { isAlive, liveStatus, signalProcess, waitGone } from "../runtime/container";
 import { OVERLAY_ANNOTATION } from "../runtime/plan";
-import { allMetas, containersDir, findContainer, type ContainerMeta } from "../image/containers";
+import {
+  allMetas, claimName, containersDir, findContainer, leftBehind, markCreator, readMeta, releaseName,
+  unmarkCreator, type ContainerMeta,
+} from "../image/containers";
+import { holdSignals, releaseSignals } from "../../ffi/spawn";
 import { defaultStateRoot, newId, StateStore } from "../runtime/state";
 import { overlayInUserns, removeInUserns, runInUserns } from "../runtime/userns";
 import { openStore } from "../image/open";
@@ -24,11 +28,22 @@ import { runBundle } from "./run";
 const ADJECTIVES = ["brave", "calm", "eager", "fond", "keen", "lucid", "merry", "quiet", "swift", "tidy"];
 const NOUNS = ["otter", "heron", "maple", "comet", "ember", "fjord", "lynx", "pebble", "quartz", "wren"];
 
-function generatedName(taken: Set<string>): string {
+function generatedName(): string {
+  const r = crypto.getRandomValues(new Uint16Array(3));
+  return `${ADJECTIVES[r[0] % 10]}_${NOUNS[r[1] % 10]}_${r[2] % 1000}`;
+}
+
+/** Claims the --name, or a generated one that no other container holds. */
+function claimAName(given: string | undefined, id: string): string {
+  if (given !== undefined) {
+    if (!claimName(given, id)) {
+      throw new TinycError(`the name ${JSON.stringify(given)} is already in use`, { exitCode: EXIT.engine });
+    }
+    return given;
+  }
   for (;;) {
-    const r = crypto.getRandomValues(new Uint16Array(3));
-    const name = `${ADJECTIVES[r[0] % 10]}_${NOUNS[r[1] % 10]}_${r[2] % 1000}`;
-    if (!taken.has(name)) return name;
+    const name = generatedName();
+    if (claimName(name, id)) return name;
   }
 }
 
@@ -104,20 +119,25 @@ export async function runImage(r: ImageRunArgs, globals: Globals): Promise<numbe
   const config = store.imageConfig(img);
   const lower = [...store.layerDirs(img)].reverse();
 
-  const metas = allMetas();
-  const name = a.name ?? generatedName(new Set(metas.map((m) => m.name)));
-  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(name)) throw new TinycError(`--name ${JSON.stringify(name)}: invalid name`, { exitCode: EXIT.engine });
-  if (metas.some((m) => m.name === name)) {
-    throw new TinycError(`the name ${JSON.stringify(name)} is already in use`, { exitCode: EXIT.engine });
+  if (a.name !== undefined && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(a.name)) {
+    throw new TinycError(`--name ${JSON.stringify(a.name)}: invalid name`, { exitCode: EXIT.engine });
   }
   const id = newId() + newId();
   const dir = join(containersDir(), id);
-  for (const sub of ["rootfs", "upper", "work"]) mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 });
-  // The writable layer's top folder is the container's "/": it must be open to every user.
-  chmodSync(join(dir, "upper"), 0o755);
-
+  // From here until everything is removed (or the container runs on its own), a signal to
+  // tinyc ends neither tinyc nor its clean-up: it is held, and passed on once the container runs.
+  holdSignals();
+  let name: string | undefined;
   let removeAfter = !detach && !!a.rm;
+  const labels = Object.fromEntries(list(a.label).map((l) => [l.split("=")[0], l.split("=").slice(1).join("=")]));
   try {
+    mkdirSync(containersDir(), { recursive: true, mode: 0o700 });
+    mkdirSync(dir, { mode: 0o700 });
+    markCreator(dir);
+    for (const sub of ["rootfs", "upper", "work"]) mkdirSync(join(dir, sub), { mode: 0o700 });
+    // The writable layer's top folder is the container's "/": it must be open to every user.
+    chmodSync(join(dir, "upper"), 0o755);
+    name = claimAName(a.name, id);
     const spec = specFromImage(config, join(dir, "rootfs"), {
       args: r.args,
       entrypoint: a.entrypoint,
@@ -132,7 +152,7 @@ export async function runImage(r: ImageRunArgs, globals: Globals): Promise<numbe
       hostname: a.hostname ?? id.slice(0, 12),
       network: network as "none" | "host" | "private",
       lookup: lower,
-      labels: Object.fromEntries(list(a.label).map((l) => [l.split("=")[0], l.split("=").slice(1).join("=")])),
+      labels,
     });
     const driver = storageDriver(a["storage-driver"]);
     log("info", `root file system: ${driver === "overlay" ? "kernel overlayfs" : "a copy of the image"}`);
@@ -154,8 +174,13 @@ export async function runImage(r: ImageRunArgs, globals: Globals): Promise<numbe
       command: spec.process!.args!,
       created: new Date().toISOString(),
       autoRemove: detach && !!a.rm,
+      entrypoint: a.entrypoint !== undefined ? (a.entrypoint ? [a.entrypoint] : []) : (config.Entrypoint ?? []),
+      cmd: r.args.length > 0 || a.entrypoint !== undefined ? r.args : (config.Cmd ?? []),
+      labels,
     };
     writeFileSync(join(dir, "meta.json"), JSON.stringify(meta));
+    // Complete: a container that is not removed at its end stays if tinyc dies from here on.
+    if (!removeAfter) unmarkCreator(dir);
 
     if (detach) {
       // No daemon holds its output: it goes to a log file beside the container.
@@ -183,7 +208,8 @@ export async function runImage(r: ImageRunArgs, globals: Globals): Promise<numbe
     removeAfter = true;
     throw e;
   } finally {
-    if (removeAfter) removeContainerDir(dir);
+    if (removeAfter) removeContainer(id, name);
+    releaseSignals();
   }
 }
 
@@ -196,18 +222,33 @@ async function copyImage(lower: string[], dir: string): Promise<void> {
 }
 
 /**
- * Without a daemon nobody watches a `-d --rm` container: the next tinyc run, ps or rm removes
- * those that have ended.
+ * Without a daemon nobody watches a `-d --rm` container: the next tinyc run, ps, rm or
+ * inspect removes those that have ended, and what a killed tinyc left (a `--rm` container, or
+ * one it had not finished making) once its container has ended too.
  */
-async function sweepEnded(globals: Globals): Promise<void> {
+export async function sweepEnded(globals: Globals): Promise<void> {
   const states = new StateStore(globals.root ?? defaultStateRoot());
-  for (const m of allMetas()) {
-    if (!m.autoRemove) continue;
-    const st = states.read(m.id);
-    if (st && isAlive(st)) continue;
-    if (st) states.remove(m.id);
-    removeContainerDir(join(containersDir(), m.id));
+  let ids: string[];
+  try {
+    ids = readdirSync(containersDir());
+  } catch {
+    return;
   }
+  for (const id of ids) {
+    const m = readMeta(id);
+    if (!(m?.autoRemove || leftBehind(id))) continue;
+    if (!/^[0-9a-f]{64}$/.test(id)) continue;
+    const st = states.read(id);
+    if (st && isAlive(st)) continue;
+    if (st) states.remove(id);
+    removeContainer(id, m?.name);
+  }
+}
+
+/** Removes a container's folder and gives its name up (first, so no stale claim is left). */
+function removeContainer(id: string, name: string | undefined): void {
+  if (name !== undefined) releaseName(name, id);
+  removeContainerDir(join(containersDir(), id));
 }
 
 function removeContainerDir(dir: string): void {
@@ -267,7 +308,7 @@ export const rmCommand = {
           await waitGone(st, 10_000);
         }
         if (st) states.remove(m.id);
-        removeContainerDir(join(containersDir(), m.id));
+        removeContainer(m.id, m.name);
         writeFileSync(1, `${text}\n`);
       } catch (e) {
         if (!(e instanceof TinycError)) throw e;

@@ -14,7 +14,7 @@ import {
 import type { Globals } from "../cli";
 import { EXIT, TinycError } from "../errors";
 import { parseProcess, type Process } from "../oci/config";
-import { liveStatus, mustLoad } from "../runtime/container";
+import { endByHeldSignal, liveStatus, mustLoad } from "../runtime/container";
 import { containerMaps, namespacesToJoin } from "../runtime/nsjoin";
 import { spawnJoined } from "../runtime/join";
 import { buildExecPlan } from "../runtime/plan";
@@ -153,6 +153,7 @@ export const execCommand: Command = {
     if (a["pid-file"]) writePidFile(a["pid-file"], pid);
     if (detach) return 0;
     const wait = master !== undefined ? relayTerminal(master, pid) : waitStatus(pid, true);
+    endByHeldSignal();
     return exitCodeOf(wait);
   },
 };

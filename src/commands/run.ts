@@ -17,7 +17,7 @@ import { loadBundle } from "../runtime/bundle";
 import { hasHooks, runCreateHooks, runHooks, runHooksWarn } from "../runtime/hooks";
 import { launch, prepare, type Prepared } from "../runtime/launch";
 import { rootfsPath } from "../runtime/plan";
-import { removeWhenEmpty } from "../runtime/container";
+import { endByHeldSignal, removeWhenEmpty } from "../runtime/container";
 import { defaultStateRoot, newId, newState, StateStore } from "../runtime/state";
 import type { Command } from "./index";
 import { writePidFile } from "./create";
@@ -157,33 +157,33 @@ export function printPlan(p: Prepared): void {
 export const runCommand: Command = {
   help,
   async run(args: string[], globals: Globals) {
-    const bundleFlag = args.some((x) => x === "-b" || x === "--bundle" || x.startsWith("--bundle="));
-    // The image code is loaded only for an image: a bundle run stays as small as it can be.
-    const first = firstPositional(args);
-    const container = bundleFlag || !first || isPath(first) ? undefined : await import("./container");
-    const image = container?.parseImageRun(args);
-    if (container && image && !isPath(image.image) && !image.a.help) {
-      try {
-        return await container.runImage(image, globals);
-      } catch (e) {
-        if (e instanceof TinycError && e.exitCode === 1) e.exitCode = EXIT.engine;
-        throw e;
-      }
-    }
-    const r = parseArgs(args);
-    if (r === "help") {
-      writeSync(1, help);
-      return 0;
-    }
     try {
-      return await runBundle(r, globals);
+      return await runEither(args, globals);
     } catch (e) {
-      // A failure of tinyc's own (not of the container's program) is 125, as docker has it.
-      if (e instanceof TinycError && e.exitCode === 1) e.exitCode = EXIT.engine;
+      // A failure of tinyc's own (not of the container's program), usage errors included, is
+      // 125, as docker has it: 1 and 2 may be the program's own.
+      if (e instanceof TinycError && (e.exitCode === 1 || e.exitCode === EXIT.usage)) e.exitCode = EXIT.engine;
       throw e;
+    } finally {
+      endByHeldSignal();
     }
   },
 };
+
+async function runEither(args: string[], globals: Globals): Promise<number> {
+  const bundleFlag = args.some((x) => x === "-b" || x === "--bundle" || x.startsWith("--bundle="));
+  // The image code is loaded only for an image: a bundle run stays as small as it can be.
+  const first = firstPositional(args);
+  const container = bundleFlag || !first || isPath(first) ? undefined : await import("./container");
+  const image = container?.parseImageRun(args);
+  if (container && image && !isPath(image.image) && !image.a.help) return await container.runImage(image, globals);
+  const r = parseArgs(args);
+  if (r === "help") {
+    writeSync(1, help);
+    return 0;
+  }
+  return await runBundle(r, globals);
+}
 
 export async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
   const { dir, spec } = loadBundle(r.bundle);
@@ -271,8 +271,8 @@ export async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
     }
     return code;
   } finally {
-    releaseSignals();
     if (master !== undefined) closeSync(master);
     if (!keepState) store.remove(r.id);
+    releaseSignals();
   }
 }
