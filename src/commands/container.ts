@@ -177,6 +177,7 @@ export async function runImage(r: ImageRunArgs, globals: Globals): Promise<numbe
       entrypoint: a.entrypoint !== undefined ? (a.entrypoint ? [a.entrypoint] : []) : (config.Entrypoint ?? []),
       cmd: r.args.length > 0 || a.entrypoint !== undefined ? r.args : (config.Cmd ?? []),
       labels,
+      user: a.user ?? config.User ?? "",
     };
     writeFileSync(join(dir, "meta.json"), JSON.stringify(meta));
     // Complete: a container that is not removed at its end stays if tinyc dies from here on.

@@ -58,6 +58,8 @@ export const commands: Record<string, Verb> = {
     async () => (await import("./images")).loginCommand),
   logout: verb("forget the credentials of a registry",
     async () => (await import("./images")).logoutCommand),
+  inspect: verb("print containers made from images, and images, as JSON (docker inspect)",
+    async () => (await import("./inspect")).inspectCommand),
   rm: verb("remove containers made from images (-f: also running ones)",
     async () => (await import("./container")).rmCommand),
   export: verb("write a container's file system as a tar stream (docker export)",

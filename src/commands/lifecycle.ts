@@ -43,10 +43,19 @@ function helpOr(a: minimist.ParsedArgs, help: string): boolean {
 }
 
 export const stateCommand: Command = {
-  help: "usage: tinyc state ID\n\nPrints the container's state (the OCI state JSON).\n",
+  help: `usage: tinyc state [--format json] ID
+
+Prints the container's state (the OCI state JSON).
+
+flags:
+  --format, -f json  the only format (accepted so every listing takes --format json)
+`,
   run(args, globals) {
-    const a = parseFlags("state", args, { boolean: ["help"], alias: { h: "help" } });
+    const a = parseFlags("state", args, { boolean: ["help"], string: ["format"], alias: { h: "help", f: "format" } });
     if (helpOr(a, this.help)) return 0;
+    if (a.format !== undefined && a.format !== "json") {
+      throw new TinycError(`state: unknown format ${JSON.stringify(a.format)}`, { exitCode: EXIT.usage });
+    }
     const s = store(globals);
     const st = mustLoad(s, needId("state", a, globals));
     out(JSON.stringify(ociState(s, st), null, "  ") + "\n");

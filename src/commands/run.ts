@@ -267,7 +267,7 @@ export async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
     if (r.keep) {
       keepState = true;
       const st = store.read(r.id);
-      if (st) store.write({ ...st, status: "stopped" });
+      if (st) store.write({ ...st, status: "stopped", exitCode: code, finished: new Date().toISOString() });
     }
     return code;
   } finally {

@@ -28,6 +28,8 @@ export interface ContainerMeta {
   entrypoint?: string[];
   cmd?: string[];
   labels?: Record<string, string>;
+  /** -u, or the image's User, as given. */
+  user?: string;
 }
 
 export function containersDir(): string {

@@ -37,6 +37,9 @@ export interface ContainerState {
   seccomp?: Seccomp;
   /** The cgroup the container's processes are in, if it has one. */
   cgroup?: Cgroup;
+  /** Recorded by a foreground run that keeps the state: the shell's status and when it ended. */
+  exitCode?: number;
+  finished?: string;
 }
 
 /** The default state root: /run/tinyc as root, $XDG_RUNTIME_DIR/tinyc otherwise. */
