@@ -288,7 +288,13 @@ export const psCommandDocker = async (args: string[], globals: Globals): Promise
 };
 
 export const rmCommand = {
-  help: "usage: tinyc rm [-f] CONTAINER...\n\nRemoves containers by name or id; -f kills running ones first.\n",
+  help: `usage: tinyc rm [-f] CONTAINER...
+
+Removes containers by name or id, with their files.
+
+flags:
+  --force, -f  kill running ones first
+`,
   async run(args: string[], globals: Globals): Promise<number> {
     const a = parseFlags("rm", args, { boolean: ["force", "help"], alias: { f: "force", h: "help" } });
     if (a.help) {
@@ -330,7 +336,13 @@ function containerLayers(m: ContainerMeta): string[] {
 }
 
 export const exportCommand = {
-  help: "usage: tinyc export [-o FILE] CONTAINER\n\nWrites the container's files as a tarball to stdout or FILE.\n",
+  help: `usage: tinyc export [-o FILE] CONTAINER
+
+Writes the container's files as a tarball to stdout or FILE.
+
+flags:
+  --output, -o FILE  write to FILE instead of stdout
+`,
   async run(args: string[]): Promise<number> {
     const a = parseFlags("export", args, {
       string: ["output"],
@@ -360,6 +372,11 @@ export const bundleCommand = {
 
 Writes DIR/config.json, made from the image as "tinyc run IMAGE" makes it, and DIR/rootfs, a
 copy of the image's files. Then "tinyc run DIR" runs it.
+
+It takes run's docker flags (see tinyc run --help); those that shape the config count:
+--env, -e, --env-file, --workdir, -w, --user, -u, --volume, -v, --read-only, --tmpfs,
+--hostname, -h, --entrypoint, --tty, -t, --network, --pull and --platform. --rm, --detach, -d,
+--name, --interactive, -i, --label, -l and --storage-driver are accepted and change nothing.
 `,
   async run(args: string[], globals: Globals): Promise<number> {
     const parsed = parseImageRun(args);

@@ -41,6 +41,8 @@ flags:
   --detach, -d            return once the process runs
   --pid-file FILE         write the process's pid to FILE
   --preserve-fds N        pass N more fds (3 and on) to the process
+  --process-label L       accepted for runc compatibility, not applied (not supported)
+  --apparmor P            accepted for runc compatibility, not applied (not supported)
 `;
 
 const list = (v: unknown): string[] =>

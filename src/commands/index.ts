@@ -72,6 +72,12 @@ export const commands: Record<string, Verb> = {
     async () => (await import("./images")).unpackCommand),
 };
 
+/** The global flags, before the verb: those that take a value, and the others. */
+export const GLOBAL_FLAGS = {
+  value: ["root", "log", "log-format", "criu", "rootless", "cgroup-manager"],
+  boolean: ["debug", "systemd-cgroup", "help", "version", "h", "v"],
+};
+
 export function usage(): string {
   // Verbs starting with "_" are tinyc's own helpers, not for people.
   const shown = Object.entries(commands).filter(([k]) => !k.startsWith("_"));
@@ -91,6 +97,8 @@ global flags:
   --debug             log debug entries
   --systemd-cgroup    accepted for runc compatibility (a systemd cgroupsPath is refused)
   --cgroup-manager M  cgroupfs (default), systemd (as --systemd-cgroup) or disabled (no cgroup)
+  --rootless V        accepted for runc compatibility (true, false or auto: tinyc decides)
+  --criu PATH         accepted for runc compatibility (checkpoints are not supported)
   --version, -v       print the version and the commit it was built from
   --help, -h          print this help; "tinyc COMMAND --help" for a command's flags
 `;

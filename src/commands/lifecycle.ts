@@ -101,6 +101,9 @@ export const deleteCommand: Command = {
 
 Removes the container's state. A container that still runs is refused unless --force, which
 kills it first. With --force an id that does not exist is not an error.
+
+flags:
+  --force, -f  kill it first if it runs
 `,
   async run(args, globals) {
     const a = parseFlags("delete", args, { boolean: ["force", "help"], alias: { f: "force", h: "help" } });
@@ -198,7 +201,13 @@ export const psCommand: Command = {
        tinyc ps [-a] [-q] [--format json]
 
 With an id, the processes of that container (--format json: the pids). Without one, the
-containers made from images, as docker lists them (-a: stopped ones too).
+containers made from images, as docker lists them.
+
+flags:
+  --format, -f FMT  table (default) or json (an array of objects)
+  --all, -a         without an id: stopped containers too
+  --quiet, -q       without an id: only the ids
+  --no-trunc        without an id: full ids
 `,
   async run(args, globals) {
     const a = parseFlags("ps", args, {

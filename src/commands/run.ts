@@ -35,12 +35,33 @@ A first argument that is a path (".", "..", one that starts with "/", "./" or ".
 existing folder) is the bundle, and the id is generated; with --bundle the first argument is
 the id; otherwise it is an image reference ("debian", "localhost:5000/app:1").
 
-docker flags, for an image: --rm, -d, --name N, -e K=V, --env-file F, -w DIR, -u USER[:GROUP],
--v HOST:CTR[:ro], --read-only, --tmpfs PATH[:OPTS], -h NAME, --entrypoint CMD, -i, -t,
---pull missing|always|never, --network none|host, --platform OS/ARCH, -l KEY=VALUE,
---storage-driver overlay|copy (default: the kernel's overlayfs where it works without root).
+A signal sent to tinyc while the container is being made or removed is held; SIGINT and
+SIGQUIT (Ctrl-C and Ctrl-\\ in a shell) make tinyc end by that signal once everything is
+removed, so a loop around it stops.
 
-flags:
+docker flags, for an image:
+  --rm                  remove the container and its files when it ends
+  --detach, -d          print the id and leave it running; output goes to its log file
+  --name NAME           the container's name (default: a generated one)
+  --env, -e K=V         set an environment variable; -e K passes the caller's K (repeatable)
+  --env-file FILE       KEY=VALUE lines (repeatable)
+  --workdir, -w DIR     working folder
+  --user, -u USER[:GROUP]  user (name or id) to run as
+  --volume, -v HOST:CTR[:ro]  bind a host folder (repeatable)
+  --read-only           a read-only root file system (with tmpfs /tmp, /var/tmp and /run)
+  --tmpfs PATH[:OPTS]   mount a tmpfs (repeatable)
+  --hostname, -h NAME   the container's host name
+  --entrypoint CMD      replace the image's entrypoint
+  --interactive, -i     pass stdin on (without it the container's stdin is empty)
+  --tty, -t             give the container a terminal
+  --pull POLICY         missing (default), always or never
+  --network MODE        none or host (default: a network namespace with only loopback)
+  --platform OS/ARCH    the platform to pull
+  --label, -l KEY=VALUE  add an annotation (repeatable)
+  --storage-driver D    overlay or copy (default: the kernel's overlayfs where it works
+                        without root)
+
+flags, for a bundle:
   --bundle, -b DIR    the bundle folder
   --detach, -d        return once the container runs, and leave it running
   --keep              keep the state of the container after it exits
@@ -48,6 +69,7 @@ flags:
   --no-pivot          move the rootfs to / and chroot instead of pivot_root
   --no-new-keyring    accepted for runc compatibility (no session keyring is made)
   --preserve-fds N    pass N more fds (3 and on) to the container
+  --console-socket S  refused: use create --console-socket and start for a terminal's master
   --plan              print the launch plan (namespaces, id maps, every step) and exit
 `;
 
