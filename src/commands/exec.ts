@@ -97,65 +97,76 @@ function processFromFlags(a: minimist.ParsedArgs, base: Process | undefined): Pr
 export const execCommand: Command = {
   help,
   async run(args: string[], globals: Globals) {
-    const a = parseFlags("exec", args, {
-      boolean: ["tty", "detach", "no-new-privs", "help"],
-      string: ["process", "console-socket", "cwd", "env", "user", "additional-gids", "cap",
-        "pid-file", "preserve-fds", "process-label", "apparmor"],
-      alias: { p: "process", t: "tty", e: "env", u: "user", g: "additional-gids", d: "detach",
-        h: "help" },
-      stopEarly: true,
-    });
-    if (a.help) {
-      process.stdout.write(help);
-      return 0;
+    try {
+      return await execProcess(args, globals);
+    } catch (e) {
+      // tinyc's own failure, usage errors included, is 125 (as for run): 1 and 2 may be the
+      // process's own status; 126 and 127 (cannot run, not found) stay.
+      if (e instanceof TinycError && (e.exitCode === 1 || e.exitCode === EXIT.usage)) e.exitCode = EXIT.engine;
+      throw e;
     }
-    const given = a._[0] === undefined ? undefined : String(a._[0]);
-    if (!given) throw new TinycError("exec: a container id is needed", { exitCode: EXIT.usage });
-    const store = new StateStore(globals.root ?? defaultStateRoot());
-    const id = containerId(given, (x) => store.exists(x));
-    const st = mustLoad(store, id);
-    const status = liveStatus(store, st);
-    if (status !== "running" && status !== "created") {
-      throw new TinycError(`cannot exec in a ${status} container`);
-    }
-    const proc = processFromFlags(a, st.process);
-    const socket: string | undefined = a["console-socket"] || undefined;
-    const detach = !!a.detach;
-    if (proc.terminal && detach && !socket) {
-      throw new TinycError("exec: --tty with --detach needs --console-socket");
-    }
-
-    const join = namespacesToJoin(st.pid);
-    const userns = join.includes("user") ? containerMaps(st.pid) : undefined;
-    const pair = proc.terminal ? consolePair() : undefined;
-    setDumpable(false);
-    if (!detach) holdSignals();
-    const plan = buildExecPlan(proc, {
-      pid: st.pid,
-      join,
-      userns,
-      preserveFds: parsePreserveFds(a["preserve-fds"]),
-      seccomp: st.seccomp,
-      cgroup: st.cgroup !== undefined,
-      console: pair && { fd: pair.child },
-    });
-
-    const pid = spawnJoined(plan, st.cgroup);
-    let master: number | undefined;
-    if (pair) {
-      closeSync(pair.child);
-      master = receiveFd(pair.parent);
-      closeSync(pair.parent);
-      if (socket) {
-        sendFd(socket, master);
-        closeSync(master);
-        master = undefined;
-      }
-    }
-    if (a["pid-file"]) writePidFile(a["pid-file"], pid);
-    if (detach) return 0;
-    const wait = master !== undefined ? relayTerminal(master, pid) : waitStatus(pid, true);
-    endByHeldSignal();
-    return exitCodeOf(wait);
   },
 };
+
+async function execProcess(args: string[], globals: Globals): Promise<number> {
+  const a = parseFlags("exec", args, {
+    boolean: ["tty", "detach", "no-new-privs", "help"],
+    string: ["process", "console-socket", "cwd", "env", "user", "additional-gids", "cap",
+      "pid-file", "preserve-fds", "process-label", "apparmor"],
+    alias: { p: "process", t: "tty", e: "env", u: "user", g: "additional-gids", d: "detach",
+      h: "help" },
+    stopEarly: true,
+  });
+  if (a.help) {
+    process.stdout.write(help);
+    return 0;
+  }
+  const given = a._[0] === undefined ? undefined : String(a._[0]);
+  if (!given) throw new TinycError("exec: a container id is needed", { exitCode: EXIT.usage });
+  const store = new StateStore(globals.root ?? defaultStateRoot());
+  const id = containerId(given, (x) => store.exists(x));
+  const st = mustLoad(store, id);
+  const status = liveStatus(store, st);
+  if (status !== "running" && status !== "created") {
+    throw new TinycError(`cannot exec in a ${status} container`);
+  }
+  const proc = processFromFlags(a, st.process);
+  const socket: string | undefined = a["console-socket"] || undefined;
+  const detach = !!a.detach;
+  if (proc.terminal && detach && !socket) {
+    throw new TinycError("exec: --tty with --detach needs --console-socket");
+  }
+
+  const join = namespacesToJoin(st.pid);
+  const userns = join.includes("user") ? containerMaps(st.pid) : undefined;
+  const pair = proc.terminal ? consolePair() : undefined;
+  setDumpable(false);
+  if (!detach) holdSignals();
+  const plan = buildExecPlan(proc, {
+    pid: st.pid,
+    join,
+    userns,
+    preserveFds: parsePreserveFds(a["preserve-fds"]),
+    seccomp: st.seccomp,
+    cgroup: st.cgroup !== undefined,
+    console: pair && { fd: pair.child },
+  });
+
+  const pid = spawnJoined(plan, st.cgroup);
+  let master: number | undefined;
+  if (pair) {
+    closeSync(pair.child);
+    master = receiveFd(pair.parent);
+    closeSync(pair.parent);
+    if (socket) {
+      sendFd(socket, master);
+      closeSync(master);
+      master = undefined;
+    }
+  }
+  if (a["pid-file"]) writePidFile(a["pid-file"], pid);
+  if (detach) return 0;
+  const wait = master !== undefined ? relayTerminal(master, pid) : waitStatus(pid, true);
+  endByHeldSignal();
+  return exitCodeOf(wait);
+}
