@@ -18,6 +18,8 @@ export function parseFlags(verb: string, args: string[], opts: minimist.Opts): m
   args = args.map((x) => (x.startsWith("--no-") && bools.has(x.slice(2)) ? `${x}=true` : x));
   return minimist(args, {
     ...opts,
+    // Positionals stay text: an id prefix such as "5597883847e3" is not a number.
+    string: [...[opts.string ?? []].flat(), "_"],
     unknown: (arg) => {
       if (arg.startsWith("-") && arg !== "-" && arg !== "--") {
         throw new TinycError(`${verb}: unknown flag ${JSON.stringify(arg.split("=")[0])}`, {

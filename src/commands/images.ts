@@ -37,6 +37,7 @@ function parse(args: string[], help: string, opts: minimist.Opts): minimist.Pars
   flagProbe.see?.("images", opts);
   const a = minimist(args, {
     ...opts,
+    string: [...[opts.string ?? []].flat(), "_"],
     boolean: [...((opts.boolean as string[]) ?? []), "help"],
     alias: { ...opts.alias, h: "help" },
     unknown: (arg) => {
