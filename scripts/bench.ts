@@ -32,7 +32,7 @@ const PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
  * What a row times: a runtime, or for the image workloads podman as a whole engine, which they
  * compare with tinyc's own image commands.
  */
-type RuntimeName = "tinyc" | "runc" | "crun" | "podman";
+type RuntimeName = "tinyc" | "runc" | "crun" | "podman" | "bwrap";
 type ModeName = "root" | "rootless";
 
 interface Options { runs: number; warmup: number; json: boolean; only?: string }
@@ -88,6 +88,8 @@ interface Workload {
   /** Caps on --runs and --warmup, for a workload slow enough to make the whole run long. */
   maxRuns?: number;
   maxWarmup?: number;
+  /** The time limit of one command, when 30 s is not enough (a loop of many runs). */
+  timeoutS?: number;
 }
 
 interface Sample { ns: number; cpuNs: number; kib: number }
@@ -111,6 +113,9 @@ const lifecycle = (c: Ctx) => [
   ["start", c.id],
   ["delete", "--force", c.id],
 ];
+
+/** Containers in a row in one sample of the loop workload. */
+const LOOP = 100;
 
 const WORKLOADS: Workload[] = [
   {
@@ -176,7 +181,47 @@ const WORKLOADS: Workload[] = [
     maxRuns: 30,
     maxWarmup: 3,
   },
+  {
+    // What a script pays: a shell loop of 100 containers, one command each, against podman
+    // and against bwrap, which makes namespaces over the same files but no container.
+    name: `loop of ${LOOP} run --rm IMAGE true`,
+    modes: ["rootless"],
+    setup: loopSetup,
+    commands: { tinyc: () => [["loop"]], podman: () => [["loop"]], bwrap: () => [["loop"]] },
+    engine: loopCommand,
+    env: imageEnv,
+    start: (s, runtimes) => imageStart(s, runtimes.filter((rt) => rt.name !== "bwrap"), "busybox", true),
+    stop: imageStop,
+    // A sample of podman's is 100 runs of 100 ms or more.
+    maxRuns: 5,
+    maxWarmup: 1,
+    timeoutS: 300,
+  },
 ];
+
+// ---- loops ------------------------------------------------------------------------------------
+
+/** podman's configuration as for the image workloads, and a copy of the busybox files for bwrap. */
+function loopSetup(dir: string, mode: Mode): string {
+  imageSetup(dir, mode);
+  sh(["cp", "-a", FIXTURE, join(dir, "bwrap-rootfs")]);
+  return "";
+}
+
+/**
+ * The timed command: sh running one container LOOP times, stopping at the first failure. tinyc
+ * and podman run the image of their own stores; bwrap runs `true` over the same busybox files,
+ * in new namespaces of every kind (user, mount, pid, net, ipc, uts, cgroup), with /proc and a
+ * /dev of its own, which is the least a container is.
+ */
+function loopCommand(s: Scenario, rt: Runtime, _args: string[]): string[] {
+  const one = rt.name === "bwrap"
+    ? [rt.bin, "--unshare-all", "--ro-bind", join(s.dir, "bwrap-rootfs"), "/", "--proc", "/proc",
+      "--dev", "/dev", "true"]
+    : [rt.bin, ...rt.flags(state(s, rt), s.dir), ...warmRun()[0]];
+  const script = 'n=$1; shift; i=0; while [ $i -lt $n ]; do "$@" || exit 1; i=$((i+1)); done';
+  return ["/bin/sh", "-c", script, "sh", String(LOOP), ...one];
+}
 
 // ---- bundles ----------------------------------------------------------------------------------
 
@@ -594,7 +639,8 @@ async function measure(s: Scenario, rt: Runtime, argv: string[], helper: string)
   const engine = s.workload.engine;
   const runtime = engine ? engine(s, rt, argv)
     : [rt.bin, ...rt.flags(state(s, rt), s.dir), ...argv];
-  const cmd = [...asUser(s.mode), helper, `${TIMEOUT_S}`, ...runtime];
+  const timeout = s.workload.timeoutS ?? TIMEOUT_S;
+  const cmd = [...asUser(s.mode), helper, `${timeout}`, ...runtime];
   // cwd: a folder the mode's user may enter, whoever started the benchmark from where.
   const proc = Bun.spawn(cmd, {
     env: s.env, cwd: s.dir, stdin: "ignore", stdout: "pipe", stderr: log,
@@ -607,7 +653,7 @@ async function measure(s: Scenario, rt: Runtime, argv: string[], helper: string)
   if (exit !== 0 || status === undefined) throw new Failure(`measure failed (exit ${exit})`);
   if (status !== 0) {
     const said = lastLine(log, from);
-    const how = status === 137 ? `killed after ${TIMEOUT_S} s` : `exit ${status}`;
+    const how = status === 137 ? `killed after ${timeout} s` : `exit ${status}`;
     throw new Failure(`${argv[0]}: ${how}${said ? `: ${said}` : ""}`);
   }
   return { ns, cpuNs, kib };
@@ -844,6 +890,11 @@ function findRuntimes(bin: string): { runtimes: Runtime[]; missing: string[] } {
     const flags = (_state: string, dir: string) => imagePodmanGlobal(dir);
     runtimes.push({ name: "podman", bin: podman, from: podman, version: versionOf(podman), flags });
   } else missing.push("podman: skipped, not installed");
+  // bwrap makes namespaces and no container: the floor the loop workload compares with.
+  const bwrap = "/usr/bin/bwrap";
+  if (existsSync(bwrap)) {
+    runtimes.push({ name: "bwrap", bin: bwrap, from: bwrap, version: versionOf(bwrap), flags: () => [] });
+  } else missing.push("bwrap: skipped, not installed");
   return { runtimes, missing };
 }
 
@@ -934,7 +985,7 @@ function table(rows: Row[]): string[] {
 }
 
 /** What tinyc is compared with in a group, in the order the summaries name them. */
-const others = (group: Row[]) => (["crun", "runc", "podman"] as const)
+const others = (group: Row[]) => (["crun", "runc", "podman", "bwrap"] as const)
   .filter((rt) => group.some((r) => r.runtime === rt));
 
 function summary(group: Row[]): string {
@@ -979,6 +1030,11 @@ const NOTES = [
   "run --rm IMAGE true (warm store): `run --rm --pull=never --network none REF true`, the",
   "  image pulled into each store beforehand; tinyc with --cgroup-manager=disabled, podman",
   "  making no cgroup rootless with cgroupfs, as in the podman workload above.",
+  `loop of ${LOOP}: one sample is /bin/sh running the command ${LOOP} times in a row, each run`,
+  "  a whole tinyc or podman process as in the warm-store workload above, or `bwrap",
+  "  --unshare-all --ro-bind ROOTFS / --proc /proc --dev /dev true` over a copy of the busybox",
+  "  files (new user, mount, pid, network, ipc, uts and cgroup namespaces, no image store, no",
+  "  state, nothing to remove). cpu and max RSS cover the shell and everything it reaped.",
 ];
 
 function printText(rows: Row[], header: string[], skips: string[]): void {
@@ -1017,7 +1073,7 @@ function printJson(rows: Row[], runtimes: Runtime[], opts: Options, env: Environ
 const USAGE = `usage: bun scripts/bench.ts [--runs N] [--warmup N] [--only TEXT] [--json]
   --runs N     timed runs per runtime and workload (50)
   --warmup N   untimed runs first, at least 1; a failed first one skips the runtime (5)
-  --only TEXT  only the workloads whose name contains TEXT ("pull", "IMAGE", "podman")
+  --only TEXT  only the workloads whose name contains TEXT ("pull", "IMAGE", "podman", "loop")
   --json       print the results as JSON (progress still goes to stderr)`;
 
 function parseOptions(): Options {

@@ -253,6 +253,13 @@ function removeContainer(id: string, name: string | undefined): void {
 }
 
 function removeContainerDir(dir: string): void {
+  // overlayfs leaves its work folder (work/work) with mode 0: opened up, the folder goes without
+  // a user namespace, which costs another process.
+  try {
+    chmodSync(join(dir, "work", "work"), 0o700);
+  } catch {
+    // No overlay work folder (the copy driver), or not ours.
+  }
   try {
     rmSync(dir, { recursive: true, force: true });
   } catch {
