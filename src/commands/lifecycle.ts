@@ -15,6 +15,7 @@ import {
   parseSignal,
   removeWhenEmpty,
   signalProcess,
+  sweepRunners,
   waitGone,
 } from "../runtime/container";
 import { runHooksWarn } from "../runtime/hooks";
@@ -172,6 +173,7 @@ flags:
     });
     if (helpOr(a, this.help)) return 0;
     const s = store(globals);
+    sweepRunners(s);
     const states = s
       .ids()
       .map((id) => s.read(id))

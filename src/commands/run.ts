@@ -17,7 +17,7 @@ import { loadBundle } from "../runtime/bundle";
 import { hasHooks, runCreateHooks, runHooks, runHooksWarn } from "../runtime/hooks";
 import { launch, prepare, type Prepared } from "../runtime/launch";
 import { rootfsPath } from "../runtime/plan";
-import { endByHeldSignal, removeWhenEmpty } from "../runtime/container";
+import { endByHeldSignal, removeWhenEmpty, sweepRunners } from "../runtime/container";
 import { defaultStateRoot, newId, newState, StateStore } from "../runtime/state";
 import type { Command } from "./index";
 import { writePidFile } from "./create";
@@ -232,6 +232,7 @@ export async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
   }
 
   const store = new StateStore(globals.root ?? defaultStateRoot());
+  sweepRunners(store);
   // From here a signal to tinyc is held and passed on once the container runs.
   holdSignals();
   store.claim(r.id);
@@ -274,7 +275,8 @@ export async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
       closeSync(pair.parent);
     }
     const at = { id: r.id, bundle: dir, rootfs: rootfsPath(spec, dir), pid, cgroup: cg };
-    store.write(newState(spec, at, "running"));
+    const runner = !r.detach && !r.keep ? StateStore.self() : undefined;
+    store.write({ ...newState(spec, at, "running"), runner });
     if (r.pidFile) writePidFile(r.pidFile, pid);
     await runHooksWarn(spec.hooks, "poststart", { ...base, status: "running", pid }, { dir: stateDir });
     if (r.detach) {

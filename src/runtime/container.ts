@@ -35,6 +35,20 @@ export function liveStatus(store: StateStore, st: ContainerState): Status {
   return st.cgroup && isFrozen(st.cgroup) ? "paused" : "running";
 }
 
+/**
+ * Removes the state a foreground run left when it was killed (SIGKILL) after its container
+ * ended: it names its run, which is gone, and its container is gone too.
+ */
+export function sweepRunners(store: StateStore): void {
+  for (const id of store.ids()) {
+    const st = store.read(id);
+    if (!st?.runner) continue;
+    const [pid, start] = st.runner.split(" ").map(Number);
+    if (processStart(pid) === start || isAlive(st)) continue;
+    store.remove(id);
+  }
+}
+
 /** Removes a cgroup once the kernel has let go of its last processes. */
 export async function removeWhenEmpty(cg: Cgroup): Promise<void> {
   for (let i = 0; i < 200; i++) {

@@ -311,6 +311,26 @@ function signalTests(as: As) {
   }, 30_000);
 }
 
+function bundleSweepTest(as: As) {
+  test("after SIGKILL of a foreground run BUNDLE the next list removes its state", async () => {
+    const ctx = await newCtx(as);
+    const bundle = await busybox(as, sleeper(ctx, 30));
+    const proc = spawnAs([TINYC, "run", bundle.dir, "k1"], { as, env: envOf(ctx) });
+    const running = await waitUntil(() => fs.existsSync(path.join(ctx.state, "k1", "state.json")), 10_000);
+    proc.kill("SIGKILL");
+    await proc.exited;
+    const gone = await waitUntil(() => processesOf(ctx).length === 0, 5000);
+    const list = await tinyc(ctx, ["list", "-q"]);
+    bundle.cleanup();
+    expect({ running, gone, list: list.stdout, state: entries(ctx.state) }).toEqual({
+      running: true,
+      gone: true,
+      list: "",
+      state: [],
+    });
+  }, 30_000);
+}
+
 function concurrencyTests(as: As) {
   test("eight runs with one --name at once: one gets it, the others fail with 125", async () => {
     const ctx = await newCtx(as);
@@ -398,6 +418,7 @@ describe.skipIf(noRootless !== null || noXargs !== null)("rootless", () => {
   loopTests("rootless");
   statusTests("rootless");
   signalTests("rootless");
+  bundleSweepTest("rootless");
   concurrencyTests("rootless");
   jsonTests("rootless");
 });
