@@ -293,6 +293,26 @@ function signalTests(as: As) {
     expect(await leftovers(ctx)).toEqual(NOTHING);
   }, 30_000);
 
+  test("SIGTERM and SIGINT end a first process that has no handler for them, as outside a pid namespace", async () => {
+    const ctx = await newCtx(as);
+    const got: [string, number | null, string | null][] = [];
+    for (const signal of ["SIGTERM", "SIGINT"] as const) {
+      const proc = spawnAs([TINYC, "run", "--rm", "--pull=never", "--name", "t", IMAGE, "sleep", "30"], {
+        as,
+        env: envOf(ctx),
+      });
+      await waitUntil(() => fs.existsSync(path.join(ctx.state, idOf(ctx, "t"), "state.json")), 10_000);
+      proc.kill(signal);
+      const ended = await Promise.race([proc.exited.then(() => true), Bun.sleep(10_000).then(() => false)]);
+      if (!ended) proc.kill("SIGKILL");
+      await proc.exited;
+      got.push([signal, proc.exitCode, proc.signalCode]);
+    }
+    // 143 for SIGTERM; tinyc ends by SIGINT itself, as an interrupted program does.
+    expect(got).toEqual([["SIGTERM", 143, null], ["SIGINT", null, "SIGINT"]]);
+    expect(await leftovers(ctx)).toEqual(NOTHING);
+  }, 30_000);
+
   test("after SIGKILL of a foreground run --rm the next tinyc command sweeps what it left", async () => {
     const ctx = await newCtx(as);
     const proc = spawnAs([TINYC, "run", "--rm", "--pull=never", "--name", "s", IMAGE, ...sleeper(ctx, 30)], {
