@@ -1,7 +1,6 @@
 // A reader over a stream of byte chunks: exact reads, skips and bounded sub-streams, which is
 // what a tar reader needs; and the detection of a layer's compression from its first bytes.
 
-import * as zlib from "node:zlib";
 import type { Transform } from "node:stream";
 import { TinycError } from "../errors";
 
@@ -144,6 +143,8 @@ export async function decompress(
   const kind = detectCompression(head);
   onDetect?.(kind);
   const all = prepend(first, it);
+  // node:zlib takes milliseconds to load: only a command that decompresses pays for it.
+  const zlib = require("node:zlib") as typeof import("node:zlib");
   if (kind === "gzip") return through(zlib.createGunzip(), all, "gzip");
   if (kind === "zstd") return through(zlib.createZstdDecompress(), all, "zstd");
   return all;

@@ -14,7 +14,6 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { randomBytes } from "node:crypto";
 import { flock, LOCK, NativeError } from "../../ffi/spawn";
 import { TinycError, fromSystem } from "../errors";
 import { log } from "../log";
@@ -111,7 +110,8 @@ function hexOf(digest: string): string {
 }
 
 function tmpName(): string {
-  return `.tmp-${process.pid}-${randomBytes(6).toString("hex")}`;
+  // Web crypto: node:crypto takes milliseconds to load, and every image run opens the store.
+  return `.tmp-${process.pid}-${Buffer.from(crypto.getRandomValues(new Uint8Array(6))).toString("hex")}`;
 }
 
 function sleep(ms: number): Promise<void> {
