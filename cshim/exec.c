@@ -1253,8 +1253,12 @@ int tc_forward(int32_t pid)
 		sigemptyset(&sa.sa_mask);
 		for (i = 0; i < NFORWARDED; i++) {
 			sigaction(forwarded[i], &sa, &saved[i]);
-			/* One that tinyc was started to ignore (nohup, a shell's background job) stays ignored. */
-			if (saved[i].sa_handler == SIG_IGN)
+			/*
+			 * One that tinyc was started to ignore (nohup, a shell's background job) stays
+			 * ignored; Bun ignores SIGPIPE and SIGXFSZ itself, so those are passed on anyway.
+			 */
+			if (saved[i].sa_handler == SIG_IGN && forwarded[i] != SIGPIPE &&
+			    forwarded[i] != SIGXFSZ)
 				sigaction(forwarded[i], &saved[i], NULL);
 		}
 		forwarding = 1;
