@@ -222,14 +222,18 @@ function statusTests(as: As) {
     expect(await leftovers(ctx)).toEqual(NOTHING);
   }, 30_000);
 
-  test("run BUNDLE exits with the program's status, 126 or 127", async () => {
+  test("run BUNDLE exits with the program's status, 125, 126 or 127", async () => {
     const got: number[] = [];
     for (const args of [["sh", "-c", "exit 3"], ["/etc/passwd"], ["nosuchprogram"]]) {
       const bundle = await busybox(as, args);
       got.push((await runBundle(as, bundle)).code!);
       bundle.cleanup();
     }
-    expect(got).toEqual([3, 126, 127]);
+    const ctx = await newCtx(as);
+    for (const args of [["run", "--bundle", "/nonexistent-bundle", "b1"], ["run", "--bogus-flag", "./b"]]) {
+      got.push((await tinyc(ctx, args)).code!);
+    }
+    expect(got).toEqual([3, 126, 127, 125, 125]);
   }, 30_000);
 
   test("exec exits with the process's status, 125, 126, 127 or 128+N", async () => {
