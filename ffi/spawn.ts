@@ -118,6 +118,8 @@ export function receiveFd(sock: number): number {
 export function relayTerminal(master: number, pid: number): number {
   const status = new Int32Array(1);
   const ret = native().tc_relay(master, pid, ptr(status));
+  // The relay gives the signals back when it ends; a caller that holds them holds them again.
+  if (holds > 0) native().tc_forward(0);
   if (ret < 0) throw new NativeError("relay", -ret);
   return status[0];
 }
