@@ -1292,15 +1292,99 @@ fail:
 
 static volatile pid_t forward_to;
 static volatile sig_atomic_t pending[65];
+static volatile sig_atomic_t received[65];
+/* A signal the container's first process was ended for (see pass_on), 0 if none. */
+static volatile sig_atomic_t ended_for;
 static struct sigaction saved[32];
 static int forwarding;
+
+/* The hex mask that follows KEY in TEXT ("SigCgt:\t0000000000004002"). */
+static uint64_t status_mask(const char *text, const char *key)
+{
+	const char *p = strstr(text, key);
+	uint64_t mask = 0;
+
+	if (!p)
+		return 0;
+	for (p += strlen(key); *p == '\t' || *p == ' '; p++)
+		;
+	for (; *p; p++) {
+		int d = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'a' && *p <= 'f' ? *p - 'a' + 10 : -1;
+
+		if (d < 0)
+			break;
+		mask = mask << 4 | (uint64_t)d;
+	}
+	return mask;
+}
+
+/*
+ * Whether SIG would be dropped by the kernel at PID: PID is the init of a pid namespace (the
+ * last NSpid field is 1), which only gets the signals it has a handler for, and SIG is neither
+ * caught nor ignored there. Async-signal-safe: it only opens and reads /proc.
+ */
+static int shielded(pid_t pid, int sig)
+{
+	char path[40], text[2048], *ns, *eol;
+	int fd, n = 0, got;
+	uint64_t bit = (uint64_t)1 << (sig - 1);
+
+	path_with_number(path, "/proc/", (unsigned long)pid);
+	strcat(path, "/status");
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	while (n < (int)sizeof(text) - 1 && (got = read(fd, text + n, sizeof(text) - 1 - n)) > 0)
+		n += got;
+	close(fd);
+	text[n] = 0;
+	ns = strstr(text, "NSpid:");
+	if (!ns)
+		return 0;
+	eol = strchr(ns, '\n');
+	if (!eol)
+		eol = ns + strlen(ns);
+	/* The last field is its pid in the innermost pid namespace. */
+	if (eol - ns < 2 || eol[-1] != '1' || (eol[-2] != '\t' && eol[-2] != ' '))
+		return 0;
+	return !((status_mask(text, "SigCgt:") | status_mask(text, "SigIgn:")) & bit);
+}
+
+/* Signals whose default action ends a process (core dumps aside). */
+static int ends_by_default(int sig)
+{
+	switch (sig) {
+	case SIGHUP: case SIGINT: case SIGQUIT: case SIGUSR1: case SIGUSR2: case SIGPIPE:
+	case SIGALRM: case SIGTERM: case SIGXCPU: case SIGXFSZ: case SIGVTALRM: case SIGPROF:
+	case SIGIO: case SIGPWR:
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * Passes SIG on to PID. The container's first process is the init of its pid namespace, which
+ * the kernel shields from any signal it has no handler for: a signal that would end any other
+ * process would be lost, and tinyc would wait on. So such a signal ends it with SIGKILL
+ * instead, and tc_wait reports it as ended by SIG, as it would have been outside a pid namespace.
+ */
+static void pass_on(pid_t pid, int sig)
+{
+	if (ends_by_default(sig) && shielded(pid, sig)) {
+		ended_for = sig;
+		kill(pid, SIGKILL);
+		return;
+	}
+	kill(pid, sig);
+}
 
 static void forward_signal(int sig)
 {
 	int saved_errno = errno;
 
+	received[sig] = 1;
 	if (forward_to > 0)
-		kill(forward_to, sig);
+		pass_on(forward_to, sig);
 	else
 		pending[sig] = 1; /* the container is not there yet: passed on once it is */
 	errno = saved_errno;
@@ -1324,12 +1408,22 @@ int tc_forward(int32_t pid)
 	int sig;
 
 	if (!forwarding) {
+		for (sig = 1; sig < 65; sig++)
+			received[sig] = pending[sig] = 0;
 		memset(&sa, 0, sizeof(sa));
 		sa.sa_handler = forward_signal;
 		sa.sa_flags = SA_RESTART;
 		sigemptyset(&sa.sa_mask);
-		for (i = 0; i < NFORWARDED; i++)
+		for (i = 0; i < NFORWARDED; i++) {
 			sigaction(forwarded[i], &sa, &saved[i]);
+			/*
+			 * One that tinyc was started to ignore (nohup, a shell's background job) stays
+			 * ignored; Bun ignores SIGPIPE and SIGXFSZ itself, so those are passed on anyway.
+			 */
+			if (saved[i].sa_handler == SIG_IGN && forwarded[i] != SIGPIPE &&
+			    forwarded[i] != SIGXFSZ)
+				sigaction(forwarded[i], &saved[i], NULL);
+		}
 		forwarding = 1;
 	}
 	forward_to = pid;
@@ -1337,7 +1431,7 @@ int tc_forward(int32_t pid)
 		for (sig = 1; sig < 65; sig++)
 			if (pending[sig]) {
 				pending[sig] = 0;
-				kill(pid, sig);
+				pass_on(pid, sig);
 			}
 	return 0;
 }
@@ -1357,12 +1451,30 @@ int tc_forward_stop(void)
 }
 
 /*
+ * The signals tinyc got since it began to hold them (WHICH 0), or those of them that are held
+ * still, since no process was there to pass them on to (WHICH 1): one bit per signal number.
+ */
+int32_t tc_signals(int32_t which)
+{
+	uint32_t mask = 0;
+	int sig;
+
+	/* Every signal that is passed on is below 31. */
+	for (sig = 1; sig < 31; sig++)
+		if (which == 0 ? received[sig] : pending[sig])
+			mask |= (uint32_t)1 << sig;
+	return mask;
+}
+
+/*
  * Waits for PID and stores its wait status. With TC_WAIT_FORWARD, signals are passed on to it
- * meanwhile (see tc_forward); the handlers that were there before are restored afterwards.
+ * meanwhile (see tc_forward); afterwards they are held again if they were held before the
+ * wait (so one that comes while the caller cleans up is neither lost nor fatal), otherwise
+ * the handlers that were there before are restored.
  */
 int tc_wait(int32_t pid, int32_t *status, int32_t options)
 {
-	int st, ret;
+	int st, ret, held = forwarding && forward_to == 0;
 
 	if (options & TC_WAIT_NOHANG) {
 		ret = waitpid(pid, &st, WNOHANG | __WALL);
@@ -1373,13 +1485,21 @@ int tc_wait(int32_t pid, int32_t *status, int32_t options)
 		*status = st;
 		return 0;
 	}
-	if (options & TC_WAIT_FORWARD)
+	if (options & TC_WAIT_FORWARD) {
+		ended_for = 0;
 		tc_forward(pid);
+	}
 	do
 		ret = waitpid(pid, &st, __WALL);
 	while (ret < 0 && errno == EINTR);
 	ret = ret < 0 ? -errno : 0;
-	if (options & TC_WAIT_FORWARD)
+	/* Killed in place of a signal it was shielded from: ended by that signal (see pass_on). */
+	if (ret == 0 && (options & TC_WAIT_FORWARD) && ended_for && WIFSIGNALED(st) &&
+	    WTERMSIG(st) == SIGKILL)
+		st = ended_for;
+	if ((options & TC_WAIT_FORWARD) && held)
+		forward_to = 0;
+	else if (options & TC_WAIT_FORWARD)
 		tc_forward_stop();
 	if (ret == 0)
 		*status = st;

@@ -130,6 +130,7 @@ int tc_wait(int32_t pid, int32_t *status, int32_t options);
 int tc_strerror(int32_t err, char *buf, uint64_t len);
 int tc_forward(int32_t pid);
 int tc_forward_stop(void);
+int32_t tc_signals(int32_t which);
 int tc_socketpair(int32_t *out);
 int tc_recv_fd(int32_t sock);
 int tc_send_fd_sock(int32_t sock, int32_t fd);

@@ -39,6 +39,7 @@ const symbols = {
   tc_mknod: { args: [FFIType.cstring, FFIType.u32, FFIType.u64], returns: FFIType.i32 },
   tc_forward: { args: [FFIType.i32], returns: FFIType.i32 },
   tc_forward_stop: { args: [], returns: FFIType.i32 },
+  tc_signals: { args: [FFIType.i32], returns: FFIType.i32 },
 } as const;
 
 type Lib = ReturnType<typeof dlopen<typeof symbols>>["symbols"];

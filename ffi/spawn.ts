@@ -146,6 +146,8 @@ export function relayTerminal(
   const keys = opts.keys && opts.keys.length > 0 ? opts.keys : new Uint8Array(1);
   const n = opts.keys?.length ?? 0;
   const ret = native().tc_relay(master, pid, ptr(status), ptr(keys), n, opts.keeper?.sock ?? -1);
+  // The relay gives the signals back when it ends; a caller that holds them holds them again.
+  if (holds > 0) native().tc_forward(0);
   if (ret < 0) throw new NativeError("relay", -ret);
   return { status: status[0], detached: ret === 1 };
 }
@@ -216,11 +218,28 @@ export function mkfifo(path: string, mode: number): void {
  * forwarding starts; so none is lost or ends tinyc while the container is being made.
  */
 export function holdSignals(): void {
-  native().tc_forward(0);
+  held = true;
+  if (holds++ === 0) native().tc_forward(0);
 }
 
+/** Ends a holdSignals(); the handlers go back once every hold has ended. */
 export function releaseSignals(): void {
-  native().tc_forward_stop();
+  if (holds > 0 && --holds === 0) native().tc_forward_stop();
+}
+
+let holds = 0;
+let held = false;
+
+/**
+ * The signals that reached tinyc while they were held or passed on (held: only those still
+ * held, that no process got), as a set of numbers.
+ */
+export function signalsReceived(stillHeld = false): Set<number> {
+  const out = new Set<number>();
+  if (!held) return out;
+  const mask = native().tc_signals(stillHeld ? 1 : 0) >>> 0;
+  for (let sig = 1; sig < 31; sig++) if (mask & (1 << sig)) out.add(sig);
+  return out;
 }
 
 /** Attaches an eBPF device program (8-byte instructions) to the cgroup folder at PATH. */

@@ -32,7 +32,7 @@ const PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
  * What a row times: a runtime, or for the image workloads podman as a whole engine, which they
  * compare with tinyc's own image commands.
  */
-type RuntimeName = "tinyc" | "runc" | "crun" | "podman";
+type RuntimeName = "tinyc" | "runc" | "crun" | "podman" | "bwrap";
 type ModeName = "root" | "rootless";
 
 interface Options { runs: number; warmup: number; json: boolean; only?: string }
@@ -96,6 +96,8 @@ interface Workload {
   maxWarmup?: number;
   /** Run only when --only names it. */
   optional?: boolean;
+  /** The time limit of one command, when 30 s is not enough (a loop of many runs). */
+  timeoutS?: number;
 }
 
 interface Sample { ns: number; cpuNs: number; kib: number }
@@ -119,6 +121,9 @@ const lifecycle = (c: Ctx) => [
   ["start", c.id],
   ["delete", "--force", c.id],
 ];
+
+/** Containers in a row in one sample of the loop workload. */
+const LOOP = 100;
 
 const WORKLOADS: Workload[] = [
   {
@@ -239,6 +244,22 @@ const WORKLOADS: Workload[] = [
     maxRuns: 20,
     maxWarmup: 2,
   },
+  {
+    // What a script pays: a shell loop of 100 containers, one command each, against podman
+    // and against bwrap, which makes namespaces over the same files but no container.
+    name: `loop of ${LOOP} run --rm IMAGE true`,
+    modes: ["rootless"],
+    setup: loopSetup,
+    commands: { tinyc: () => [["loop"]], podman: () => [["loop"]], bwrap: () => [["loop"]] },
+    engine: loopCommand,
+    env: imageEnv,
+    start: (s, runtimes) => imageStart(s, runtimes.filter((rt) => rt.name !== "bwrap"), "busybox", true),
+    stop: imageStop,
+    // A sample of podman's is 100 runs of 100 ms or more.
+    maxRuns: 5,
+    maxWarmup: 1,
+    timeoutS: 300,
+  },
 ];
 
 /** The image in each store, and a dev container of each, kept running for the timed shells. */
@@ -252,6 +273,30 @@ async function devStart(s: Scenario, runtimes: Runtime[]): Promise<void> {
     const why = runAs(s, [rt.bin, ...rt.flags(state(s, rt), s.dir), ...args]);
     if (why) throw new Failure(`${rt.name}: starting the dev container failed: ${why}`);
   }
+}
+
+// ---- loops ------------------------------------------------------------------------------------
+
+/** podman's configuration as for the image workloads, and a copy of the busybox files for bwrap. */
+function loopSetup(dir: string, mode: Mode): string {
+  imageSetup(dir, mode);
+  sh(["cp", "-a", FIXTURE, join(dir, "bwrap-rootfs")]);
+  return "";
+}
+
+/**
+ * The timed command: sh running one container LOOP times, stopping at the first failure. tinyc
+ * and podman run the image of their own stores; bwrap runs `true` over the same busybox files,
+ * in new namespaces of every kind (user, mount, pid, net, ipc, uts, cgroup), with /proc and a
+ * /dev of its own, which is the least a container is.
+ */
+function loopCommand(s: Scenario, rt: Runtime, _args: string[]): string[] {
+  const one = rt.name === "bwrap"
+    ? [rt.bin, "--unshare-all", "--ro-bind", join(s.dir, "bwrap-rootfs"), "/", "--proc", "/proc",
+      "--dev", "/dev", "true"]
+    : [rt.bin, ...rt.flags(state(s, rt), s.dir), ...warmRun()[0]];
+  const script = 'n=$1; shift; i=0; while [ $i -lt $n ]; do "$@" || exit 1; i=$((i+1)); done';
+  return ["/bin/sh", "-c", script, "sh", String(LOOP), ...one];
 }
 
 // ---- bundles ----------------------------------------------------------------------------------
@@ -675,7 +720,8 @@ async function measure(s: Scenario, rt: Runtime, argv: string[], helper: string)
   const runtime = engine ? engine(s, rt, argv)
     : [rt.bin, ...rt.flags(state(s, rt), s.dir), ...argv];
   if (s.workload.prompt) return timeToPrompt(s, runtime, s.workload.prompt, log);
-  const cmd = [...asUser(s.mode), helper, `${TIMEOUT_S}`, ...runtime];
+  const timeout = s.workload.timeoutS ?? TIMEOUT_S;
+  const cmd = [...asUser(s.mode), helper, `${timeout}`, ...runtime];
   // cwd: a folder the mode's user may enter, whoever started the benchmark from where.
   const proc = Bun.spawn(cmd, {
     env: s.env, cwd: s.dir, stdin: "ignore", stdout: "pipe", stderr: log,
@@ -688,7 +734,7 @@ async function measure(s: Scenario, rt: Runtime, argv: string[], helper: string)
   if (exit !== 0 || status === undefined) throw new Failure(`measure failed (exit ${exit})`);
   if (status !== 0) {
     const said = lastLine(log, from);
-    const how = status === 137 ? `killed after ${TIMEOUT_S} s` : `exit ${status}`;
+    const how = status === 137 ? `killed after ${timeout} s` : `exit ${status}`;
     throw new Failure(`${argv[0]}: ${how}${said ? `: ${said}` : ""}`);
   }
   return { ns, cpuNs, kib };
@@ -973,6 +1019,11 @@ function findRuntimes(bin: string): { runtimes: Runtime[]; missing: string[] } {
     const flags = (_state: string, dir: string) => imagePodmanGlobal(dir);
     runtimes.push({ name: "podman", bin: podman, from: podman, version: versionOf(podman), flags });
   } else missing.push("podman: skipped, not installed");
+  // bwrap makes namespaces and no container: the floor the loop workload compares with.
+  const bwrap = "/usr/bin/bwrap";
+  if (existsSync(bwrap)) {
+    runtimes.push({ name: "bwrap", bin: bwrap, from: bwrap, version: versionOf(bwrap), flags: () => [] });
+  } else missing.push("bwrap: skipped, not installed");
   return { runtimes, missing };
 }
 
@@ -1065,7 +1116,7 @@ function table(rows: Row[]): string[] {
 }
 
 /** What tinyc is compared with in a group, in the order the summaries name them. */
-const others = (group: Row[]) => (["crun", "runc", "podman"] as const)
+const others = (group: Row[]) => (["crun", "runc", "podman", "bwrap"] as const)
   .filter((rt) => group.some((r) => r.runtime === rt));
 
 function summary(group: Row[]): string {
@@ -1120,6 +1171,11 @@ const NOTES = [
   "  making no cgroup rootless with cgroupfs, as in the podman workload above.",
   "run --rm IMAGE true (warm store, default network), with --only network: the same without",
   "  --network none, so each engine starts slirp4netns for the container and ends it after.",
+  `loop of ${LOOP}: one sample is /bin/sh running the command ${LOOP} times in a row, each run`,
+  "  a whole tinyc or podman process as in the warm-store workload above, or `bwrap",
+  "  --unshare-all --ro-bind ROOTFS / --proc /proc --dev /dev true` over a copy of the busybox",
+  "  files (new user, mount, pid, network, ipc, uts and cgroup namespaces, no image store, no",
+  "  state, nothing to remove). cpu and max RSS cover the shell and everything it reaped.",
 ];
 
 function printText(rows: Row[], header: string[], skips: string[]): void {
@@ -1158,7 +1214,7 @@ function printJson(rows: Row[], runtimes: Runtime[], opts: Options, env: Environ
 const USAGE = `usage: bun scripts/bench.ts [--runs N] [--warmup N] [--only TEXT] [--json]
   --runs N     timed runs per runtime and workload (50)
   --warmup N   untimed runs first, at least 1; a failed first one skips the runtime (5)
-  --only TEXT  only the workloads whose name contains TEXT ("pull", "IMAGE", "podman")
+  --only TEXT  only the workloads whose name contains TEXT ("pull", "IMAGE", "podman", "loop")
   --json       print the results as JSON (progress still goes to stderr)`;
 
 function parseOptions(): Options {

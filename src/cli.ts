@@ -4,7 +4,7 @@
 import minimist from "minimist";
 import { EXIT, TinycError } from "./errors";
 import { configureLog, logError, logsToFile, type Level } from "./log";
-import { commands, usage } from "./commands";
+import { commands, GLOBAL_FLAGS, usage } from "./commands";
 import { version } from "./version";
 
 export interface Globals {
@@ -16,8 +16,8 @@ export interface Globals {
 }
 
 /** Global flags that take a value, so the verb can be found after them. */
-const VALUE_FLAGS = ["root", "log", "log-format", "criu", "rootless", "cgroup-manager"];
-const BOOLEAN_FLAGS = ["debug", "systemd-cgroup", "help", "version", "h", "v"];
+const VALUE_FLAGS = GLOBAL_FLAGS.value;
+const BOOLEAN_FLAGS = GLOBAL_FLAGS.boolean;
 const globalValueFlags = new Set(VALUE_FLAGS.map((f) => `--${f}`));
 
 function splitGlobals(argv: string[]): { globals: string[]; verb?: string; rest: string[] } {

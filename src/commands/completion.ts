@@ -1,5 +1,6 @@
 import { writeSync } from "node:fs";
 import { EXIT, TinycError } from "../errors";
+import { parseFlags } from "./args";
 import { commands, type Command } from "./index";
 
 /** The flags a command's help names ("--name", "-n"), in order. */
@@ -75,8 +76,9 @@ Prints a shell completion script: eval "$(tinyc completion bash)" in ~/.bashrc, 
 eval "$(tinyc completion zsh)" in ~/.zshrc after compinit.
 `,
   async run(args) {
-    const shell = args[0];
-    if (shell === "-h" || shell === "--help") {
+    const a = parseFlags("completion", args, { boolean: ["help"], alias: { h: "help" } });
+    const shell = a._[0] === undefined ? undefined : String(a._[0]);
+    if (a.help) {
       writeSync(1, this.help);
       return 0;
     }

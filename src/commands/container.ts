@@ -15,7 +15,11 @@ import { specFromImage } from "../image/runspec";
 import { stringifySpec } from "../oci/spec";
 import { isAlive, liveStatus, signalProcess, waitGone } from "../runtime/container";
 import { OVERLAY_ANNOTATION } from "../runtime/plan";
-import { allMetas, containersDir, findContainer, type ContainerMeta } from "../image/containers";
+import {
+  allMetas, claimName, containersDir, findContainer, leftBehind, markCreator, readMeta, releaseName,
+  unmarkCreator, type ContainerMeta,
+} from "../image/containers";
+import { holdSignals, releaseSignals } from "../../ffi/spawn";
 import { defaultStateRoot, newId, StateStore } from "../runtime/state";
 import { overlayInUserns, removeInUserns, runInUserns } from "../runtime/userns";
 import { fuseUnusable } from "../runtime/fuse";
@@ -28,11 +32,22 @@ import { applyKeepId, checkUserns, keepIdLayers } from "../runtime/keepid";
 const ADJECTIVES = ["brave", "calm", "eager", "fond", "keen", "lucid", "merry", "quiet", "swift", "tidy"];
 const NOUNS = ["otter", "heron", "maple", "comet", "ember", "fjord", "lynx", "pebble", "quartz", "wren"];
 
-function generatedName(taken: Set<string>): string {
+function generatedName(): string {
+  const r = crypto.getRandomValues(new Uint16Array(3));
+  return `${ADJECTIVES[r[0] % 10]}_${NOUNS[r[1] % 10]}_${r[2] % 1000}`;
+}
+
+/** Claims the --name, or a generated one that no other container holds. */
+function claimAName(given: string | undefined, id: string): string {
+  if (given !== undefined) {
+    if (!claimName(given, id)) {
+      throw new TinycError(`the name ${JSON.stringify(given)} is already in use`, { exitCode: EXIT.engine });
+    }
+    return given;
+  }
   for (;;) {
-    const r = crypto.getRandomValues(new Uint16Array(3));
-    const name = `${ADJECTIVES[r[0] % 10]}_${NOUNS[r[1] % 10]}_${r[2] % 1000}`;
-    if (!taken.has(name)) return name;
+    const name = generatedName();
+    if (claimName(name, id)) return name;
   }
 }
 
@@ -133,20 +148,25 @@ export async function runImage(r: ImageRunArgs, globals: Globals): Promise<numbe
   let lower = [...store.layerDirs(img)].reverse();
   if (a.userns !== undefined) lower = await keepIdLayers(lower);
 
-  const metas = allMetas();
-  const name = a.name ?? generatedName(new Set(metas.map((m) => m.name)));
-  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(name)) throw new TinycError(`--name ${JSON.stringify(name)}: invalid name`, { exitCode: EXIT.engine });
-  if (metas.some((m) => m.name === name)) {
-    throw new TinycError(`the name ${JSON.stringify(name)} is already in use`, { exitCode: EXIT.engine });
+  if (a.name !== undefined && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(a.name)) {
+    throw new TinycError(`--name ${JSON.stringify(a.name)}: invalid name`, { exitCode: EXIT.engine });
   }
   const id = newId() + newId();
   const dir = join(containersDir(), id);
-  for (const sub of ["rootfs", "upper", "work"]) mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 });
-  // The writable layer's top folder is the container's "/": it must be open to every user.
-  chmodSync(join(dir, "upper"), 0o755);
-
+  // From here until everything is removed (or the container runs on its own), a signal to
+  // tinyc ends neither tinyc nor its clean-up: it is held, and passed on once the container runs.
+  holdSignals();
+  let name: string | undefined;
   let removeAfter = !detach && !!a.rm;
+  const labels = Object.fromEntries(list(a.label).map((l) => [l.split("=")[0], l.split("=").slice(1).join("=")]));
   try {
+    mkdirSync(containersDir(), { recursive: true, mode: 0o700 });
+    mkdirSync(dir, { mode: 0o700 });
+    markCreator(dir);
+    for (const sub of ["rootfs", "upper", "work"]) mkdirSync(join(dir, sub), { mode: 0o700 });
+    // The writable layer's top folder is the container's "/": it must be open to every user.
+    chmodSync(join(dir, "upper"), 0o755);
+    name = claimAName(a.name, id);
     const spec = specFromImage(config, join(dir, "rootfs"), {
       args: r.args,
       entrypoint: a.entrypoint,
@@ -161,7 +181,7 @@ export async function runImage(r: ImageRunArgs, globals: Globals): Promise<numbe
       hostname: a.hostname ?? id.slice(0, 12),
       network: network.mode,
       lookup: lower,
-      labels: Object.fromEntries(list(a.label).map((l) => [l.split("=")[0], l.split("=").slice(1).join("=")])),
+      labels,
     });
     prepareNetwork({ ...network, ports: list(a.publish), hostname: spec.hostname!, dir,
       dns: list(a.dns), dnsSearch: list(a["dns-search"]), dnsOptions: list(a["dns-option"]),
@@ -190,8 +210,14 @@ export async function runImage(r: ImageRunArgs, globals: Globals): Promise<numbe
       command: spec.process!.args!,
       created: new Date().toISOString(),
       autoRemove: detach && !!a.rm,
+      entrypoint: a.entrypoint !== undefined ? (a.entrypoint ? [a.entrypoint] : []) : (config.Entrypoint ?? []),
+      cmd: r.args.length > 0 || a.entrypoint !== undefined ? r.args : (config.Cmd ?? []),
+      labels,
+      user: a.user ?? config.User ?? "",
     };
     writeFileSync(join(dir, "meta.json"), JSON.stringify(meta));
+    // Complete: a container that is not removed at its end stays if tinyc dies from here on.
+    if (!removeAfter) unmarkCreator(dir);
 
     if (detach) {
       // No daemon holds its output: it goes to a log file beside the container.
@@ -225,7 +251,8 @@ export async function runImage(r: ImageRunArgs, globals: Globals): Promise<numbe
     removeAfter = true;
     throw e;
   } finally {
-    if (removeAfter) removeContainerDir(dir);
+    if (removeAfter) removeContainer(id, name);
+    releaseSignals();
   }
 }
 
@@ -238,27 +265,42 @@ async function copyImage(lower: string[], dir: string): Promise<void> {
 }
 
 /**
- * Without a daemon nobody watches a `-d --rm` container: the next tinyc run, ps or rm removes
- * those that have ended.
+ * Without a daemon nobody watches a `-d --rm` container: the next tinyc run, ps, rm or
+ * inspect removes those that have ended, and what a killed tinyc left (a `--rm` container, or
+ * one it had not finished making) once its container has ended too.
  */
-async function sweepEnded(globals: Globals): Promise<void> {
+export async function sweepEnded(globals: Globals): Promise<void> {
   const states = new StateStore(globals.root ?? defaultStateRoot());
-  for (const m of allMetas()) {
-    if (!m.autoRemove) continue;
-    const st = states.read(m.id);
+  let ids: string[];
+  try {
+    ids = readdirSync(containersDir());
+  } catch {
+    return;
+  }
+  for (const id of ids) {
+    const m = readMeta(id);
+    if (!(m?.autoRemove || leftBehind(id))) continue;
+    if (!/^[0-9a-f]{64}$/.test(id)) continue;
+    const st = states.read(id);
     if (st && isAlive(st)) continue;
-    if (st) states.remove(m.id);
-    removeContainerDir(join(containersDir(), m.id));
+    if (st) states.remove(id);
+    removeContainer(id, m?.name);
   }
 }
 
+/** Removes a container's folder and gives its name up (first, so no stale claim is left). */
+function removeContainer(id: string, name: string | undefined): void {
+  if (name !== undefined) releaseName(name, id);
+  removeContainerDir(join(containersDir(), id));
+}
+
 export function removeContainerDir(dir: string): void {
+  // overlayfs leaves its work folder (work/work) with mode 0: opened up, the folder goes without
+  // a user namespace, which costs another process.
   try {
-    // overlayfs leaves work/work with mode 0, which rmSync cannot look into: it is ours (the
-    // kernel made it as the container's root), so opening it up spares the user namespace.
-    chmodSync(join(dir, "work/work"), 0o700);
+    chmodSync(join(dir, "work", "work"), 0o700);
   } catch {
-    // Not there: a copy, or a container that never ran.
+    // No overlay work folder (the copy driver), or not ours.
   }
   try {
     rmSync(dir, { recursive: true, force: true });
@@ -295,7 +337,13 @@ export const psCommandDocker = async (args: string[], globals: Globals): Promise
 };
 
 export const rmCommand = {
-  help: "usage: tinyc rm [-f] CONTAINER...\n\nRemoves containers by name or id; -f kills running ones first.\n",
+  help: `usage: tinyc rm [-f] CONTAINER...
+
+Removes containers by name or id, with their files.
+
+flags:
+  --force, -f  kill running ones first
+`,
   async run(args: string[], globals: Globals): Promise<number> {
     const a = parseFlags("rm", args, { boolean: ["force", "help"], alias: { f: "force", h: "help" } });
     if (a.help) {
@@ -316,7 +364,7 @@ export const rmCommand = {
           await waitGone(st, 10_000);
         }
         if (st) states.remove(m.id);
-        removeContainerDir(join(containersDir(), m.id));
+        removeContainer(m.id, m.name);
         writeFileSync(1, `${text}\n`);
       } catch (e) {
         if (!(e instanceof TinycError)) throw e;
@@ -337,7 +385,13 @@ function containerLayers(m: ContainerMeta): string[] {
 }
 
 export const exportCommand = {
-  help: "usage: tinyc export [-o FILE] CONTAINER\n\nWrites the container's files as a tarball to stdout or FILE.\n",
+  help: `usage: tinyc export [-o FILE] CONTAINER
+
+Writes the container's files as a tarball to stdout or FILE.
+
+flags:
+  --output, -o FILE  write to FILE instead of stdout
+`,
   async run(args: string[]): Promise<number> {
     const a = parseFlags("export", args, {
       string: ["output"],
@@ -367,6 +421,12 @@ export const bundleCommand = {
 
 Writes DIR/config.json, made from the image as "tinyc run IMAGE" makes it, and DIR/rootfs, a
 copy of the image's files. Then "tinyc run DIR" runs it.
+
+It takes run's docker flags (see tinyc run --help); those that shape the config count:
+--env, -e, --env-file, --workdir, -w, --user, -u, --volume, -v, --read-only, --tmpfs,
+--hostname, -h, --entrypoint, --tty, -t, --network (--net), --publish, -p, --dns, --dns-search,
+--dns-option, --add-host, --pull and --platform. --rm, --detach, -d, --name, --interactive, -i,
+--label, -l, --storage-driver, --detach-keys and --userns are accepted and change nothing.
 `,
   async run(args: string[], globals: Globals): Promise<number> {
     const parsed = parseImageRun(args);

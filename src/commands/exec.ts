@@ -16,7 +16,7 @@ import {
 import type { Globals } from "../cli";
 import { EXIT, TinycError } from "../errors";
 import { parseProcess, type Process } from "../oci/config";
-import { liveStatus, mustLoad } from "../runtime/container";
+import { endByHeldSignal, liveStatus, mustLoad } from "../runtime/container";
 import { parseDetachKeys } from "../runtime/detachkeys";
 import type { ContainerState } from "../runtime/state";
 import { containerMaps, namespacesToJoin } from "../runtime/nsjoin";
@@ -48,6 +48,8 @@ flags:
   --preserve-fds N        pass N more fds (3 and on) to the process
   --detach-keys KEYS      with --tty: the keys that detach, leaving the process running
                           (default ctrl-p,ctrl-q; "" for none)
+  --process-label L       accepted for runc compatibility, not applied (not supported)
+  --apparmor P            accepted for runc compatibility, not applied (not supported)
 `;
 
 const list = (v: unknown): string[] =>
@@ -102,37 +104,48 @@ function processFromFlags(a: minimist.ParsedArgs, base: Process | undefined): Pr
 export const execCommand: Command = {
   help,
   async run(args: string[], globals: Globals) {
-    const a = parseFlags("exec", args, {
-      boolean: ["tty", "interactive", "detach", "no-new-privs", "help"],
-      string: ["process", "console-socket", "cwd", "env", "user", "additional-gids", "cap",
-        "pid-file", "preserve-fds", "process-label", "apparmor", "detach-keys"],
-      alias: { p: "process", t: "tty", i: "interactive", e: "env", u: "user", g: "additional-gids",
-        d: "detach", h: "help" },
-      stopEarly: true,
-    });
-    if (a.help) {
-      process.stdout.write(help);
-      return 0;
+    try {
+      return await execCommandRun(args, globals);
+    } catch (e) {
+      // tinyc's own failure, usage errors included, is 125 (as for run): 1 and 2 may be the
+      // process's own status; 126 and 127 (cannot run, not found) stay.
+      if (e instanceof TinycError && (e.exitCode === 1 || e.exitCode === EXIT.usage)) e.exitCode = EXIT.engine;
+      throw e;
     }
-    const given = a._[0] === undefined ? undefined : String(a._[0]);
-    if (!given) throw new TinycError("exec: a container id is needed", { exitCode: EXIT.usage });
-    const store = new StateStore(globals.root ?? defaultStateRoot());
-    const id = containerId(given, (x) => store.exists(x));
-    const st = mustLoad(store, id);
-    const status = liveStatus(store, st);
-    if (status !== "running" && status !== "created") {
-      throw new TinycError(`cannot exec in a ${status} container`);
-    }
-    const proc = processFromFlags(a, st.process);
-    return execProcess(st, proc, {
-      socket: a["console-socket"] || undefined,
-      detach: !!a.detach,
-      pidFile: a["pid-file"] || undefined,
-      preserveFds: parsePreserveFds(a["preserve-fds"]),
-      detachKeys: parseDetachKeys(a["detach-keys"]),
-    });
   },
 };
+
+async function execCommandRun(args: string[], globals: Globals): Promise<number> {
+  const a = parseFlags("exec", args, {
+    boolean: ["tty", "interactive", "detach", "no-new-privs", "help"],
+    string: ["process", "console-socket", "cwd", "env", "user", "additional-gids", "cap",
+      "pid-file", "preserve-fds", "process-label", "apparmor", "detach-keys"],
+    alias: { p: "process", t: "tty", i: "interactive", e: "env", u: "user", g: "additional-gids",
+      d: "detach", h: "help" },
+    stopEarly: true,
+  });
+  if (a.help) {
+    process.stdout.write(help);
+    return 0;
+  }
+  const given = a._[0] === undefined ? undefined : String(a._[0]);
+  if (!given) throw new TinycError("exec: a container id is needed", { exitCode: EXIT.usage });
+  const store = new StateStore(globals.root ?? defaultStateRoot());
+  const id = containerId(given, (x) => store.exists(x));
+  const st = mustLoad(store, id);
+  const status = liveStatus(store, st);
+  if (status !== "running" && status !== "created") {
+    throw new TinycError(`cannot exec in a ${status} container`);
+  }
+  const proc = processFromFlags(a, st.process);
+  return execProcess(st, proc, {
+    socket: a["console-socket"] || undefined,
+    detach: !!a.detach,
+    pidFile: a["pid-file"] || undefined,
+    preserveFds: parsePreserveFds(a["preserve-fds"]),
+    detachKeys: parseDetachKeys(a["detach-keys"]),
+  });
+}
 
 export interface ExecOptions {
   socket?: string;
@@ -181,7 +194,11 @@ export function execProcess(st: ContainerState, proc: Process, o: ExecOptions): 
   }
   if (o.pidFile) writePidFile(o.pidFile, pid);
   if (detach) return 0;
-  if (master === undefined) return exitCodeOf(waitStatus(pid, true));
+  if (master === undefined) {
+    const status = waitStatus(pid, true);
+    endByHeldSignal();
+    return exitCodeOf(status);
+  }
   // The keeper puts the terminal back should tinyc be killed, and holds it once detached.
   const keeper = startKeeper();
   let detached = false;

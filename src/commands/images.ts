@@ -2,6 +2,7 @@
 // `_unpack SRC DEST`, which unpacks one layer blob so a caller can run it in a user namespace
 // that maps the layer's owners.
 
+import { flagProbe } from "./args";
 import * as fs from "node:fs";
 import minimist from "minimist";
 import { TinycError, fromSystem } from "../errors";
@@ -33,8 +34,10 @@ function usageError(text: string): TinycError {
 }
 
 function parse(args: string[], help: string, opts: minimist.Opts): minimist.ParsedArgs | null {
+  flagProbe.see?.("images", opts);
   const a = minimist(args, {
     ...opts,
+    string: [...[opts.string ?? []].flat(), "_"],
     boolean: [...((opts.boolean as string[]) ?? []), "help"],
     alias: { ...opts.alias, h: "help" },
     unknown: (arg) => {
@@ -222,6 +225,7 @@ flags:
   --format F     table (default) or json (one object per line, as docker writes it)
   --no-trunc     full image ids
   --digests      a DIGEST column
+  --all, -a      accepted, as docker's (there are no intermediate images)
 `,
   run(args) {
     const a = parse(args, this.help, {

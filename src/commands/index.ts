@@ -62,6 +62,8 @@ export const commands: Record<string, Verb> = {
     async () => (await import("./images")).loginCommand),
   logout: verb("forget the credentials of a registry",
     async () => (await import("./images")).logoutCommand),
+  inspect: verb("print containers made from images, and images, as JSON (docker inspect)",
+    async () => (await import("./inspect")).inspectCommand),
   rm: verb("remove containers made from images (-f: also running ones)",
     async () => (await import("./container")).rmCommand),
   export: verb("write a container's file system as a tar stream (docker export)",
@@ -83,6 +85,12 @@ export const commands: Record<string, Verb> = {
     async () => (await import("./images")).unpackCommand),
 };
 
+/** The global flags, before the verb: those that take a value, and the others. */
+export const GLOBAL_FLAGS = {
+  value: ["root", "log", "log-format", "criu", "rootless", "cgroup-manager"],
+  boolean: ["debug", "systemd-cgroup", "help", "version", "h", "v"],
+};
+
 export function usage(): string {
   // Verbs starting with "_" are tinyc's own helpers, not for people.
   const shown = Object.entries(commands).filter(([k, c]) => !k.startsWith("_") && !c.hidden);
@@ -102,6 +110,8 @@ global flags:
   --debug             log debug entries
   --systemd-cgroup    accepted for runc compatibility (a systemd cgroupsPath is refused)
   --cgroup-manager M  cgroupfs (default), systemd (as --systemd-cgroup) or disabled (no cgroup)
+  --rootless V        accepted for runc compatibility (true, false or auto: tinyc decides)
+  --criu PATH         accepted for runc compatibility (checkpoints are not supported)
   --version, -v       print the version and the commit it was built from
   --help, -h          print this help; "tinyc COMMAND --help" for a command's flags
 `;

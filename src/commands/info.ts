@@ -128,7 +128,13 @@ function facts(): Fact[] {
 }
 
 export const infoCommand: Command = {
-  help: "usage: tinyc info [--format json]\n\nPrints versions and the kernel features tinyc uses.\n",
+  help: `usage: tinyc info [--format json]
+
+Prints versions and the kernel features tinyc uses.
+
+flags:
+  --format, -f json  as one JSON object
+`,
   run(args, globals: Globals) {
     const a = parseFlags("info", args, {
       boolean: ["help"],

@@ -15,6 +15,7 @@ import {
   parseSignal,
   removeWhenEmpty,
   signalProcess,
+  sweepRunners,
   waitGone,
 } from "../runtime/container";
 import { runHooksWarn } from "../runtime/hooks";
@@ -43,10 +44,19 @@ function helpOr(a: minimist.ParsedArgs, help: string): boolean {
 }
 
 export const stateCommand: Command = {
-  help: "usage: tinyc state ID\n\nPrints the container's state (the OCI state JSON).\n",
+  help: `usage: tinyc state [--format json] ID
+
+Prints the container's state (the OCI state JSON).
+
+flags:
+  --format, -f json  the only format (accepted so every listing takes --format json)
+`,
   run(args, globals) {
-    const a = parseFlags("state", args, { boolean: ["help"], alias: { h: "help" } });
+    const a = parseFlags("state", args, { boolean: ["help"], string: ["format"], alias: { h: "help", f: "format" } });
     if (helpOr(a, this.help)) return 0;
+    if (a.format !== undefined && a.format !== "json") {
+      throw new TinycError(`state: unknown format ${JSON.stringify(a.format)}`, { exitCode: EXIT.usage });
+    }
     const s = store(globals);
     const st = mustLoad(s, needId("state", a, globals));
     out(JSON.stringify(ociState(s, st), null, "  ") + "\n");
@@ -92,6 +102,9 @@ export const deleteCommand: Command = {
 
 Removes the container's state. A container that still runs is refused unless --force, which
 kills it first. With --force an id that does not exist is not an error.
+
+flags:
+  --force, -f  kill it first if it runs
 `,
   async run(args, globals) {
     const a = parseFlags("delete", args, { boolean: ["force", "help"], alias: { f: "force", h: "help" } });
@@ -160,6 +173,7 @@ flags:
     });
     if (helpOr(a, this.help)) return 0;
     const s = store(globals);
+    sweepRunners(s);
     const states = s
       .ids()
       .map((id) => s.read(id))
@@ -189,7 +203,13 @@ export const psCommand: Command = {
        tinyc ps [-a] [-q] [--format json]
 
 With an id, the processes of that container (--format json: the pids). Without one, the
-containers made from images, as docker lists them (-a: stopped ones too).
+containers made from images, as docker lists them.
+
+flags:
+  --format, -f FMT  table (default) or json (an array of objects)
+  --all, -a         without an id: stopped containers too
+  --quiet, -q       without an id: only the ids
+  --no-trunc        without an id: full ids
 `,
   async run(args, globals) {
     const a = parseFlags("ps", args, {

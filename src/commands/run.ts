@@ -21,7 +21,7 @@ import { loadBundle } from "../runtime/bundle";
 import { hasHooks, runCreateHooks, runHooks, runHooksWarn } from "../runtime/hooks";
 import { launch, prepare, type Prepared } from "../runtime/launch";
 import { rootfsPath } from "../runtime/plan";
-import { removeWhenEmpty } from "../runtime/container";
+import { endByHeldSignal, removeWhenEmpty, sweepRunners } from "../runtime/container";
 import { helperOf, startNetworkOf, type NetworkHelper } from "../runtime/network";
 import { parseDetachKeys } from "../runtime/detachkeys";
 import { defaultStateRoot, newId, newState, StateStore } from "../runtime/state";
@@ -44,8 +44,8 @@ the id; otherwise it is an image reference ("debian", "localhost:5000/app:1").
 docker flags, for an image: --rm, -d, --name N, -e K=V, --env-file F, -w DIR, -u USER[:GROUP],
 -v HOST:CTR[:ro], --read-only, --tmpfs PATH[:OPTS], -h NAME, --entrypoint CMD, -i, -t,
 --pull missing|always|never, --platform OS/ARCH, -l KEY=VALUE,
---network private|none|host|slirp4netns[:allow_host_loopback=true] (default private),
--p [IP:]HOST:CONTAINER[/tcp|/udp], --dns IP, --dns-search D, --dns-option O, --add-host NAME:IP,
+--network (--net) private|none|host|slirp4netns[:allow_host_loopback=true] (default private),
+-p, --publish [IP:]HOST:CONTAINER[/tcp|/udp], --dns IP, --dns-search D, --dns-option O, --add-host NAME:IP,
 --storage-driver overlay|fuse-overlayfs|copy (default: the kernel's overlayfs as root or where
 it works in a user namespace, else fuse-overlayfs where installed, else a copy of the image),
 --userns keep-id (your uid and gid inside are those outside; the default user is you).
@@ -55,7 +55,33 @@ such as Ctrl-C and Ctrl-Z reach the container's programs, and window sizes follo
 detach keys (ctrl-p,ctrl-q, or --detach-keys; "" for none) leaves the container running, as
 -d would have, and returns.
 
-flags:
+A signal sent to tinyc while the container is being made or removed is held; SIGINT and
+SIGQUIT (Ctrl-C and Ctrl-\\ in a shell) make tinyc end by that signal once everything is
+removed, so a loop around it stops.
+
+docker flags, for an image:
+  --rm                  remove the container and its files when it ends
+  --detach, -d          print the id and leave it running; output goes to its log file
+  --name NAME           the container's name (default: a generated one)
+  --env, -e K=V         set an environment variable; -e K passes the caller's K (repeatable)
+  --env-file FILE       KEY=VALUE lines (repeatable)
+  --workdir, -w DIR     working folder
+  --user, -u USER[:GROUP]  user (name or id) to run as
+  --volume, -v HOST:CTR[:ro]  bind a host folder (repeatable)
+  --read-only           a read-only root file system (with tmpfs /tmp, /var/tmp and /run)
+  --tmpfs PATH[:OPTS]   mount a tmpfs (repeatable)
+  --hostname, -h NAME   the container's host name
+  --entrypoint CMD      replace the image's entrypoint
+  --interactive, -i     pass stdin on (without it the container's stdin is empty)
+  --tty, -t             give the container a terminal
+  --pull POLICY         missing (default), always or never
+  --network MODE        none or host (default: a network namespace with only loopback)
+  --platform OS/ARCH    the platform to pull
+  --label, -l KEY=VALUE  add an annotation (repeatable)
+  --storage-driver D    overlay or copy (default: the kernel's overlayfs where it works
+                        without root)
+
+flags, for a bundle:
   --bundle, -b DIR    the bundle folder
   --detach, -d        return once the container runs, and leave it running
   --keep              keep the state of the container after it exits
@@ -63,6 +89,7 @@ flags:
   --no-pivot          move the rootfs to / and chroot instead of pivot_root
   --no-new-keyring    accepted for runc compatibility (no session keyring is made)
   --preserve-fds N    pass N more fds (3 and on) to the container
+  --console-socket S  refused: use create --console-socket and start for a terminal's master
   --plan              print the launch plan (namespaces, id maps, every step) and exit
   --detach-keys KEYS  the keys that detach from a terminal (default ctrl-p,ctrl-q)
 `;
@@ -178,33 +205,33 @@ export function printPlan(p: Prepared): void {
 export const runCommand: Command = {
   help,
   async run(args: string[], globals: Globals) {
-    const bundleFlag = args.some((x) => x === "-b" || x === "--bundle" || x.startsWith("--bundle="));
-    // The image code is loaded only for an image: a bundle run stays as small as it can be.
-    const first = firstPositional(args);
-    const container = bundleFlag || !first || isPath(first) ? undefined : await import("./container");
-    const image = container?.parseImageRun(args);
-    if (container && image && !isPath(image.image) && !image.a.help) {
-      try {
-        return await container.runImage(image, globals);
-      } catch (e) {
-        if (e instanceof TinycError && e.exitCode === 1) e.exitCode = EXIT.engine;
-        throw e;
-      }
-    }
-    const r = parseArgs(args);
-    if (r === "help") {
-      writeSync(1, help);
-      return 0;
-    }
     try {
-      return await runBundle(r, globals);
+      return await runEither(args, globals);
     } catch (e) {
-      // A failure of tinyc's own (not of the container's program) is 125, as docker has it.
-      if (e instanceof TinycError && e.exitCode === 1) e.exitCode = EXIT.engine;
+      // A failure of tinyc's own (not of the container's program), usage errors included, is
+      // 125, as docker has it: 1 and 2 may be the program's own.
+      if (e instanceof TinycError && (e.exitCode === 1 || e.exitCode === EXIT.usage)) e.exitCode = EXIT.engine;
       throw e;
+    } finally {
+      endByHeldSignal();
     }
   },
 };
+
+async function runEither(args: string[], globals: Globals): Promise<number> {
+  const bundleFlag = args.some((x) => x === "-b" || x === "--bundle" || x.startsWith("--bundle="));
+  // The image code is loaded only for an image: a bundle run stays as small as it can be.
+  const first = firstPositional(args);
+  const container = bundleFlag || !first || isPath(first) ? undefined : await import("./container");
+  const image = container?.parseImageRun(args);
+  if (container && image && !isPath(image.image) && !image.a.help) return await container.runImage(image, globals);
+  const r = parseArgs(args);
+  if (r === "help") {
+    writeSync(1, help);
+    return 0;
+  }
+  return await runBundle(r, globals);
+}
 
 export async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
   const { dir, spec } = loadBundle(r.bundle);
@@ -232,6 +259,7 @@ export async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
   }
 
   const store = new StateStore(globals.root ?? defaultStateRoot());
+  sweepRunners(store);
   // From here a signal to tinyc is held and passed on once the container runs.
   holdSignals();
   store.claim(r.id);
@@ -282,7 +310,8 @@ export async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
       closeSync(pair.parent);
     }
     const at = { id: r.id, bundle: dir, rootfs: rootfsPath(spec, dir), pid, cgroup: cg };
-    store.write(newState(spec, at, "running"));
+    const runner = !r.detach && !r.keep ? StateStore.self() : undefined;
+    store.write({ ...newState(spec, at, "running"), runner });
     if (r.pidFile) writePidFile(r.pidFile, pid);
     await runHooksWarn(spec.hooks, "poststart", { ...base, status: "running", pid }, { dir: stateDir });
     if (r.detach) {
@@ -316,14 +345,14 @@ export async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
     if (r.keep) {
       keepState = true;
       const st = store.read(r.id);
-      if (st) store.write({ ...st, status: "stopped" });
+      if (st) store.write({ ...st, status: "stopped", exitCode: code, finished: new Date().toISOString() });
     }
     return code;
   } finally {
-    releaseSignals();
     // Closed without a word, the keeper kills what it was told of: tinyc failed on the way.
     if (keeper) closeSync(keeper.sock);
     if (master !== undefined) closeSync(master);
     if (!keepState) store.remove(r.id);
+    releaseSignals();
   }
 }

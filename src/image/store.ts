@@ -110,8 +110,8 @@ function hexOf(digest: string): string {
 }
 
 function tmpName(): string {
-  const random = Buffer.from(crypto.getRandomValues(new Uint8Array(6))).toString("hex");
-  return `.tmp-${process.pid}-${random}`;
+  // Web crypto: node:crypto takes milliseconds to load, and every image run opens the store.
+  return `.tmp-${process.pid}-${Buffer.from(crypto.getRandomValues(new Uint8Array(6))).toString("hex")}`;
 }
 
 function sleep(ms: number): Promise<void> {

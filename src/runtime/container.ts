@@ -3,7 +3,7 @@
 
 import { closeSync, existsSync, openSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { flock, LOCK, NativeError, pidfdOpen, pidfdSignal } from "../../ffi/spawn";
+import { flock, LOCK, NativeError, pidfdOpen, pidfdSignal, releaseSignals, signalsReceived } from "../../ffi/spawn";
 import { TinycError } from "../errors";
 import { cgroupPids, isFrozen, removeCgroup, type Cgroup } from "./cgroups";
 import { processStart, type ContainerState, type StateStore } from "./state";
@@ -33,6 +33,20 @@ export function liveStatus(store: StateStore, st: ContainerState): Status {
   if (!isAlive(st)) return "stopped";
   if (existsSync(join(store.dir(st.id), FIFO))) return "created";
   return st.cgroup && isFrozen(st.cgroup) ? "paused" : "running";
+}
+
+/**
+ * Removes the state a foreground run left when it was killed (SIGKILL) after its container
+ * ended: it names its run, which is gone, and its container is gone too.
+ */
+export function sweepRunners(store: StateStore): void {
+  for (const id of store.ids()) {
+    const st = store.read(id);
+    if (!st?.runner) continue;
+    const [pid, start] = st.runner.split(" ").map(Number);
+    if (processStart(pid) === start || isAlive(st)) continue;
+    store.remove(id);
+  }
 }
 
 /** Removes a cgroup once the kernel has let go of its last processes. */
@@ -170,4 +184,21 @@ export function ociState(store: StateStore, st: ContainerState): Record<string, 
     owner: "",
     annotations: st.annotations ?? {},
   };
+}
+
+/** Signals whose default action ends a process. */
+const ENDING = new Set([1, 2, 3, 10, 12, 13, 14, 15, 24, 25, 26, 27, 29, 30]);
+
+/**
+ * After a foreground run (or exec) has cleaned up: tinyc ends itself by a signal it got that
+ * no container process was there to take (it came during the clean-up), or by SIGINT or
+ * SIGQUIT, the keys of a shell's Ctrl-C and Ctrl-\, whatever became of the container, as a
+ * shell expects of an interrupted program: a loop or xargs around tinyc then stops.
+ */
+export function endByHeldSignal(): void {
+  const held = [...signalsReceived(true)].find((s) => ENDING.has(s));
+  const sig = held ?? [...signalsReceived()].find((s) => s === 2 || s === 3);
+  if (sig === undefined) return;
+  releaseSignals();
+  process.kill(process.pid, sig);
 }

@@ -37,6 +37,14 @@ export interface ContainerState {
   seccomp?: Seccomp;
   /** The cgroup the container's processes are in, if it has one. */
   cgroup?: Cgroup;
+  /**
+   * The foreground `run` (pid and start time) that removes this state when the container ends;
+   * if it is gone and the container too, any later run or list removes it.
+   */
+  runner?: string;
+  /** Recorded by a foreground run that keeps the state: the shell's status and when it ended. */
+  exitCode?: number;
+  finished?: string;
 }
 
 /** The default state root: /run/tinyc as root, $XDG_RUNTIME_DIR/tinyc otherwise. */
@@ -146,6 +154,11 @@ export class StateStore {
     // With state in place the creator no longer matters; a folder that loses its state while
     // being removed must not then look like one a dead creator left.
     rmSync(join(dir, "creator"), { force: true });
+  }
+
+  /** "PID START" of this process, as a runner or creator names it. */
+  static self(): string {
+    return `${process.pid} ${processStart(process.pid)}`;
   }
 
   read(id: string): ContainerState | undefined {
