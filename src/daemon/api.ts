@@ -80,7 +80,7 @@ function summary(r: CRecord) {
     ImageID: r.Image,
     Command: command(r),
     Created: unix(r.Created),
-    Ports: [],
+    Ports: portList(r),
     Labels: r.Config.Labels ?? {},
     State: r.State.Status,
     Status: statusText(r),
@@ -88,6 +88,18 @@ function summary(r: CRecord) {
     NetworkSettings: { Networks: {} },
     Mounts: mounts(r),
   };
+}
+
+/** Published ports as docker ps reads them. */
+function portList(r: CRecord) {
+  const out: { IP: string; PrivatePort: number; PublicPort: number; Type: string }[] = [];
+  for (const [key, binds] of Object.entries(r.HostConfig.PortBindings ?? {})) {
+    const [port, proto = "tcp"] = key.split("/");
+    for (const b of (binds as { HostIp?: string; HostPort?: string }[]) ?? []) {
+      out.push({ IP: b.HostIp || "0.0.0.0", PrivatePort: Number(port), PublicPort: Number(b.HostPort), Type: proto });
+    }
+  }
+  return out;
 }
 
 function mounts(r: CRecord) {
@@ -122,7 +134,7 @@ function inspect(r: CRecord, execIds: string[]) {
     Mounts: mounts(r),
     Config: r.Config,
     NetworkSettings: {
-      Bridge: "", SandboxID: "", HairpinMode: false, Ports: {}, SandboxKey: "",
+      Bridge: "", SandboxID: "", HairpinMode: false, Ports: r.HostConfig.PortBindings ?? {}, SandboxKey: "",
       Gateway: "", IPAddress: "", IPPrefixLen: 0, MacAddress: "", Networks: {},
     },
   };

@@ -16,8 +16,10 @@ import { containersDir, type ContainerMeta } from "../image/containers";
 import { stringifySpec } from "../oci/spec";
 import { OVERLAY_ANNOTATION } from "../runtime/plan";
 import { defaultStateRoot, newId } from "../runtime/state";
-import { overlayInUserns, removeInUserns, runInUserns, selfArgv } from "../runtime/userns";
+import { removeInUserns, runInUserns, selfArgv } from "../runtime/userns";
+import { storageDriver } from "../commands/container";
 import { parseSignal } from "../runtime/container";
+import { parseNetworkFlag, prepareNetwork, type NetworkMode, type PortSpec } from "../runtime/network";
 import type { Events } from "./events";
 import { HttpError, type Inbound } from "./http";
 import {
@@ -235,13 +237,30 @@ export class Engine {
       if (hc[unsupported]) throw new HttpError(400, `HostConfig.${unsupported} is not supported`);
     }
     const mode = String(hc.NetworkMode ?? "default");
-    const network = mode === "host" ? "host" : mode === "none" ? "none" : "private";
-    if (!["default", "bridge", "host", "none"].includes(mode)) {
-      throw new HttpError(400, `network ${mode} is not supported: use default, bridge, host or none`);
+    let net: { mode: NetworkMode; allowHostLoopback: boolean };
+    try {
+      net = parseNetworkFlag(mode);
+    } catch (e) {
+      throw new HttpError(400, `network ${mode} is not supported: use default, bridge, slirp4netns, host or none`);
     }
-    if (hc.PortBindings && Object.keys(hc.PortBindings).length > 0) {
-      throw new HttpError(400, "publishing ports is not supported by the daemon");
+    const network = net.mode;
+    // {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}: one spec per host binding.
+    const ports: PortSpec[] = [];
+    for (const [key, binds] of Object.entries(hc.PortBindings ?? {})) {
+      const m = /^(\d+)(?:\/(tcp|udp))?$/.exec(key);
+      if (!m) throw new HttpError(400, `invalid port ${JSON.stringify(key)}`);
+      for (const b of (Array.isArray(binds) ? binds : []) as { HostIp?: string; HostPort?: string }[]) {
+        if (!b?.HostPort || !/^\d+$/.test(b.HostPort)) {
+          throw new HttpError(400, `port ${key}: a host port is needed (a random one is not supported)`);
+        }
+        ports.push({ hostIp: b.HostIp || "0.0.0.0", hostPort: Number(b.HostPort), containerPort: Number(m[1]),
+          proto: (m[2] ?? "tcp") as "tcp" | "udp" });
+      }
     }
+    checkStrings(hc.Dns, "HostConfig.Dns");
+    checkStrings(hc.DnsSearch, "HostConfig.DnsSearch");
+    checkStrings(hc.DnsOptions, "HostConfig.DnsOptions");
+    checkStrings(hc.ExtraHosts, "HostConfig.ExtraHosts");
     const volumes: string[] = [...(hc.Binds ?? [])];
     const tmpfs: string[] = Object.entries(hc.Tmpfs ?? {}).map(([d, o]) => (o ? `${d}:${o}` : d));
     for (const m of hc.Mounts ?? []) {
@@ -292,6 +311,16 @@ export class Engine {
         if (e instanceof TinycError) throw new HttpError(400, e.message);
         throw e;
       }
+      try {
+        prepareNetwork({
+          mode: network, allowHostLoopback: net.allowHostLoopback, ports, hostname: spec.hostname!, dir,
+          dns: hc.Dns ?? [], dnsSearch: hc.DnsSearch ?? [], dnsOptions: hc.DnsOptions ?? [],
+          addHosts: (hc.ExtraHosts ?? []).map((h: string) => h.replace(/^([^:]+):/, "$1:")),
+        }).apply(spec);
+      } catch (e) {
+        if (e instanceof TinycError) throw new HttpError(400, e.message);
+        throw e;
+      }
       if (Array.isArray(hc.CapAdd) || Array.isArray(hc.CapDrop)) {
         const caps = new Set(spec.process!.capabilities!.bounding);
         const norm = (c: string) => (c.toUpperCase().startsWith("CAP_") ? c.toUpperCase() : `CAP_${c.toUpperCase()}`);
@@ -303,7 +332,14 @@ export class Engine {
         const list = [...caps];
         spec.process!.capabilities = { bounding: list, effective: list, permitted: list };
       }
-      const driver = process.getuid!() === 0 || overlayInUserns() ? "overlay" : "copy";
+      let driver: "overlay" | "fuse-overlayfs" | "copy";
+      try {
+        driver = storageDriver(undefined).driver;
+      } catch (e) {
+        throw new HttpError(500, (e as Error).message);
+      }
+      // Kept for inspect and ps.
+      hc.PortBindings = hc.PortBindings ?? {};
       if (driver === "copy") {
         const mnt = join(dir, "work");
         const r = await runInUserns(["cp", "-a", "--", `${mnt}/.`, join(dir, "rootfs")], { overlay: { lower, at: mnt } });
@@ -312,12 +348,15 @@ export class Engine {
       // dockerd makes a missing working folder; scripts count on `-w /new/dir`.
       const cwd = spec.process!.cwd ?? "/";
       if (cwd !== "/") {
-        mkdirSync(join(dir, driver === "overlay" ? "upper" : "rootfs", cwd), { recursive: true, mode: 0o755 });
+        mkdirSync(join(dir, driver === "copy" ? "rootfs" : "upper", cwd), { recursive: true, mode: 0o755 });
       }
       spec.annotations = {
         ...spec.annotations,
-        ...(driver === "overlay" && {
-          [OVERLAY_ANNOTATION]: JSON.stringify({ lower, upper: join(dir, "upper"), work: join(dir, "work") }),
+        ...(driver !== "copy" && {
+          [OVERLAY_ANNOTATION]: JSON.stringify({
+            lower, upper: join(dir, "upper"), work: join(dir, "work"),
+            ...(driver === "fuse-overlayfs" && { driver }),
+          }),
         }),
         "run.tinyc.image": familiarReference(parseReference(body.Image)),
         "run.tinyc.name": wanted.slice(1),

@@ -199,15 +199,15 @@ describe.skipIf(!!noDaemon)("the docker CLI against tinyc daemon, rootless", () 
   });
 
   test("kill: SIGKILL by default (137), -s passes another signal", async () => {
-    await ok(["run", "--pull=never", "-d", "--name", "k", IMAGE, "sh", "-c", 'trap "echo usr1" USR1; while true; do sleep 0.1; done']);
-    await ok(["kill", "-s", "USR1", "k"]);
-    await waitUntilLogs("k", "usr1\n");
-    await ok(["kill", "k"]);
-    expect((await docker(["wait", "k"])).stdout).toBe("137\n");
-    const again = await docker(["kill", "k"]);
+    await ok(["run", "--pull=never", "-d", "--name", "killme", IMAGE, "sh", "-c", 'trap "echo usr1" USR1; while true; do sleep 0.1; done']);
+    await ok(["kill", "-s", "USR1", "killme"]);
+    await waitUntilLogs("killme", "usr1\n");
+    await ok(["kill", "killme"]);
+    expect((await docker(["wait", "killme"])).stdout).toBe("137\n");
+    const again = await docker(["kill", "killme"]);
     expect(again.code).not.toBe(0);
     expect(again.stderr).toContain("is not running");
-    await ok(["rm", "k"]);
+    await ok(["rm", "killme"]);
   });
 
   test("restart policy on-failure:2 restarts twice, then stays exited", async () => {
