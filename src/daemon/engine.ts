@@ -508,6 +508,11 @@ export class Engine {
       throw new HttpError(r.status === 127 || r.status === 126 ? 400 : 500, msg);
     }
     await this.watch(c);
+    // The size the CLI asked for at create, before the program first looks.
+    const size = c.rec.HostConfig.ConsoleSize;
+    if (tty && Array.isArray(size) && size[0] > 0 && size[1] > 0) {
+      await this.resizeShim(c, resizeRequest(size[0], size[1])).catch(() => {});
+    }
     // Each attach made before the start is in place (the shim says so) before the start.
     await Promise.all(c.pending.splice(0).map((a) =>
       this.pump(c, a.client, a.inbound, a.flags).catch(() => a.client.destroy())));
@@ -692,6 +697,7 @@ export class Engine {
       c.rec.ManuallyStopped = true;
       const exit = this.nextExit(c);
       await this.runtime("kill", c.rec.Id, "KILL");
+      this.o.events.emit("container", "kill", c.rec.Id, this.attrs(c, { signal: "9" }));
       await Promise.race([exit, sleep(10_000)]);
     }
     if (c.restartTimer) clearTimeout(c.restartTimer);
@@ -749,7 +755,11 @@ export class Engine {
   async resize(c: Live, h: number, w: number): Promise<void> {
     if (!c.rec.State.Running) throw new HttpError(409, `Container ${c.rec.Id} is not running`);
     if (!c.rec.Config.Tty) return;
-    const s = await connectShim(c.dir, resizeRequest(h, w));
+    await this.resizeShim(c, resizeRequest(h, w));
+  }
+
+  private async resizeShim(c: Live, request: Buffer): Promise<void> {
+    const s = await connectShim(c.dir, request);
     await new Promise<void>((r) => {
       s.on("data", () => {});
       s.on("close", () => r());

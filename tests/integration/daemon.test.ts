@@ -312,3 +312,87 @@ async function waitUntilLogs(name: string, want: string): Promise<void> {
   }
   throw new Error(`no ${JSON.stringify(want)} in the logs of ${name}`);
 }
+
+describe.skipIf(!!noDaemon)("more of the docker CLI against tinyc daemon", () => {
+  test("run -t: a terminal, raw output, and the size the CLI gives", async () => {
+    const cmd = `stty rows 24 cols 80; ${DOCKER} run --rm -t --pull=never ${IMAGE} sh -c 'tty; stty size'`;
+    const r = await runCommand(["script", "-qec", cmd, "/dev/null"], { as: AS, env: env() });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("/dev/pts/0");
+    expect(r.stdout).toContain("24 80");
+  });
+
+  test("-p publishes a port of the container on the host", async () => {
+    const port = 20000 + (process.pid % 20000);
+    await ok(["run", "--pull=never", "-d", "--name", "httpd", "-p", `127.0.0.1:${port}:8080`, IMAGE,
+      "sh", "-c", "mkdir -p /www && echo served > /www/index.html && exec httpd -f -p 8080 -h /www"]);
+    let body = "";
+    for (let i = 0; i < 50 && body !== "served\n"; i++) {
+      const r = Bun.spawnSync(["curl", "-s", "--max-time", "2", `http://127.0.0.1:${port}/`]);
+      body = r.stdout.toString();
+      if (body !== "served\n") await Bun.sleep(100);
+    }
+    expect(body).toBe("served\n");
+    expect(await ok(["ps", "--format", "{{.Ports}}", "--filter", "name=httpd"])).toContain(`127.0.0.1:${port}->8080/tcp`);
+    await ok(["rm", "-f", "httpd"]);
+  });
+
+  test("pause, unpause, rename, exec -d and the events they make", async () => {
+    const since = Math.floor(Date.now() / 1000) - 1;
+    await ok(["run", "--pull=never", "-d", "--name", "ev", IMAGE, "sleep", "60"]);
+    // Freezing needs a cgroup, which a rootless container gets only where v2 is delegated.
+    const paused = await docker(["pause", "ev"]);
+    if (paused.code === 0) {
+      expect(await ok(["inspect", "-f", "{{.State.Status}}", "ev"])).toBe("paused\n");
+      const refused = await docker(["exec", "ev", "true"]);
+      expect(refused.code).not.toBe(0);
+      await ok(["unpause", "ev"]);
+    } else {
+      expect(paused.stderr).toContain("not supported");
+    }
+    await ok(["rename", "ev", "ev2"]);
+    await ok(["exec", "-d", "ev2", "sh", "-c", "echo detached > /tmp/mark"]);
+    let mark = "";
+    for (let i = 0; i < 30 && mark !== "detached\n"; i++) {
+      mark = (await docker(["exec", "ev2", "cat", "/tmp/mark"])).stdout;
+      if (mark !== "detached\n") await Bun.sleep(100);
+    }
+    expect(mark).toBe("detached\n");
+    await ok(["rm", "-f", "ev2"]);
+    const until = Math.ceil(Date.now() / 1000) + 1;
+    const events = await ok(["events", "--since", String(since), "--until", String(until), "--format", "{{.Action}}"]);
+    const actions = events.trim().split("\n");
+    const want = ["create", "start", "rename", "kill", "die", "destroy", ...(paused.code === 0 ? ["pause", "unpause"] : [])];
+    for (const a of want) {
+      expect(actions).toContain(a);
+    }
+  });
+
+  test("restart always: a container started again when a new daemon comes up", async () => {
+    await ok(["run", "--pull=never", "-d", "--name", "always", "--restart", "always", IMAGE, "sh", "-c", "echo run; sleep 60"]);
+    await waitUntilLogs("always", "run\n");
+    const pid = Number((await ok(["inspect", "-f", "{{.State.Pid}}", "always"])).trim());
+    d.proc.kill("SIGKILL");
+    await d.proc.exited;
+    process.kill(pid, "SIGKILL");
+    await waitUntil(() => !isRunning(pid), 5000);
+    d.proc = startDaemon();
+    await waitForSocket();
+    let state = "";
+    for (let i = 0; i < 50 && !state.startsWith("running"); i++) {
+      state = await ok(["inspect", "-f", "{{.State.Status}} {{.RestartCount}}", "always"]);
+      if (!state.startsWith("running")) await Bun.sleep(100);
+    }
+    expect(state).toMatch(/^running /);
+    await ok(["rm", "-f", "always"]);
+  }, 60_000);
+
+  test("rmi refuses an image a container uses", async () => {
+    await ok(["create", "--name", "user-of-image", IMAGE, "true"]);
+    const r = await docker(["rmi", IMAGE]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("conflict");
+    await ok(["rm", "user-of-image"]);
+    expect(await ok(["images", "-q", IMAGE])).not.toBe("");
+  });
+});
