@@ -50,6 +50,9 @@ flags:
   --env, -e K=V       more environment for the shell (repeatable)
   --pull POLICY       missing (default), always or never, as for run
   --detach-keys KEYS  the keys that leave the shell running and return (default ctrl-p,ctrl-q)
+  --network MODE      host (default), private, none, as for run (an image's container only)
+  --publish, -p [IP:]HOST:CONTAINER[/udp]   publish a port (with --network private)
+  --dns IP, --add-host NAME:IP              as for run
 `;
 
 /** The container's first process: it only waits, so that shells can come and go. */
@@ -129,7 +132,7 @@ async function stopDev(m: ContainerMeta, states: StateStore, devDir: string): Pr
 }
 
 /** The -v flags: a home folder (private, or yours with --bind-home), then the project folder. */
-function binds(s: Session, bindHome: boolean): string[] {
+function binds(s: Session, bindHome: boolean, hostNetwork = true): string[] {
   const out: string[] = [];
   const homeInFolder = !relative(s.folder, s.home).startsWith("..") && s.home !== s.folder;
   if (bindHome && existsSync(s.home)) {
@@ -143,14 +146,21 @@ function binds(s: Session, bindHome: boolean): string[] {
     out.push(`${source}:${s.home}`);
   }
   out.push(`${s.folder}:${s.folder}`);
-  // The host's network, so the host's name servers.
-  if (existsSync("/etc/resolv.conf")) out.push("/etc/resolv.conf:/etc/resolv.conf:ro");
+  // The host's network, so the host's name servers (a private network writes its own).
+  if (hostNetwork && existsSync("/etc/resolv.conf")) out.push("/etc/resolv.conf:/etc/resolv.conf:ro");
   return out;
 }
 
 async function createFromImage(s: Session, image: string, a: Record<string, any>, globals: Globals) {
-  const args = ["-d", "--name", s.name, "--network", "host", "--userns", "keep-id", "-w", s.folder,
-    ...binds(s, !!a["bind-home"]).flatMap((v) => ["-v", v]), "--pull", a.pull ?? "missing",
+  const network = a.network ?? "host";
+  const many = (v: unknown): string[] => (v === undefined ? [] : Array.isArray(v) ? v.map(String) : [String(v)]);
+  const netFlags = [
+    ...many(a.publish).flatMap((p) => ["-p", p]),
+    ...many(a.dns).flatMap((d) => ["--dns", d]),
+    ...many(a["add-host"]).flatMap((h) => ["--add-host", h]),
+  ];
+  const args = ["-d", "--name", s.name, "--network", network, ...netFlags, "--userns", "keep-id", "-w", s.folder,
+    ...binds(s, !!a["bind-home"], network === "host").flatMap((v) => ["-v", v]), "--pull", a.pull ?? "missing",
     "-l", `run.tinyc.dev=${s.folder}`, "--entrypoint", IDLE[0], image, ...IDLE.slice(1)];
   const parsed = parseImageRun(args)!;
   await runImage({ ...parsed, quiet: true }, globals);
@@ -158,6 +168,13 @@ async function createFromImage(s: Session, image: string, a: Record<string, any>
 
 /** A bundle's dev container: its config, changed as runImage changes an image's, in the store. */
 async function createFromBundle(s: Session, bundle: string, a: Record<string, any>, globals: Globals) {
+  for (const f of ["network", "publish", "dns", "add-host"]) {
+    if (a[f] !== undefined) {
+      throw new TinycError(`dev: --${f} is not supported for a bundle (it keeps its config's namespaces)`, {
+        exitCode: EXIT.engine,
+      });
+    }
+  }
   const { dir: bdir, spec } = loadBundle(bundle);
   const id = newId() + newId();
   const dir = join(containersDir(), id);
@@ -221,8 +238,8 @@ export const devCommand: Command = {
   async run(args: string[], globals: Globals) {
     const a = parseFlags("dev", args, {
       boolean: ["keep", "stop", "bind-home", "help"],
-      string: ["env", "pull", "detach-keys"],
-      alias: { e: "env", h: "help" },
+      string: ["env", "pull", "detach-keys", "network", "publish", "dns", "add-host"],
+      alias: { e: "env", h: "help", p: "publish" },
       stopEarly: true,
     });
     if (a.help) {

@@ -155,6 +155,13 @@ describe.skipIf(!!skip)("rootless", () => {
     expect(failed.code).toBe(9);
   });
 
+  test("dev takes run's network flags: a private network with /etc/hosts of its own", async () => {
+    const r = await ok(["dev", "--network", "private", "--add-host", "db:10.0.2.9", "bb:1", "sh", "-c",
+      "grep -c '^10.0.2.9[[:space:]]db$' /etc/hosts; ip -o link show eth0 >/dev/null && echo eth0"]);
+    expect(r.stdout).toBe("1\neth0\n");
+    expect(await devRows()).toEqual([]);
+  });
+
   test("dev --keep leaves its container running for the next entry; dev --stop stops it", async () => {
     await ok(["dev", "--keep", "bb:1", "sh", "-c", "echo one > /tmp/mark"]);
     const rows = await devRows();
