@@ -77,7 +77,9 @@ function containerObject(m: ContainerMeta, states: StateStore): Record<string, u
       Tty: !!proc?.terminal,
     },
     Mounts: (spec.mounts ?? [])
-      .filter((x) => x.type === "bind" && x.source !== "/sys")
+      // The files tinyc writes for the network (hosts, hostname, resolv.conf) are not mounts
+      // the user asked for, as docker leaves them out too.
+      .filter((x) => x.type === "bind" && x.source !== "/sys" && !isNetworkFile(x.source, x.destination))
       .map((x) => ({
         Type: "bind",
         Source: x.source,
@@ -204,3 +206,8 @@ export const inspectCommand: Command = {
     return missing.length > 0 ? 1 : 0;
   },
 };
+
+function isNetworkFile(source: string | undefined, destination: string): boolean {
+  const name = { "/etc/hosts": "hosts", "/etc/hostname": "hostname", "/etc/resolv.conf": "resolv.conf" }[destination];
+  return name !== undefined && source !== undefined && source.endsWith(`/${name}`) && source.includes("/containers/");
+}

@@ -467,6 +467,8 @@ function treeOf(tar: Buffer): Tree {
 }
 
 /** Every difference between the trees, one line each, for the paths that `within` keeps. */
+const MOUNT_POINTS = new Set(["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"]);
+
 function differences(
   tinyc: Tree,
   podman: Tree,
@@ -479,6 +481,10 @@ function differences(
   for (const p of [...paths].filter(within).sort()) {
     const t = tinyc.nodes.get(p);
     const q = podman.nodes.get(p);
+    // tinyc binds /etc/hosts, /etc/hostname and /etc/resolv.conf of its own over the image's;
+    // where the image has none, the empty file the bind needs stays in the container's
+    // writable layer, as it does with docker. podman's export leaves them out.
+    if (!q && t && MOUNT_POINTS.has(p) && t.type === "file" && t.size === 0) continue;
     // podman's export has no entry for the root folder itself, tinyc's (GNU tar of ".") has:
     // a matter of the archive's form, not of the files.
     if (p === "/" && (!t || !q)) continue;
