@@ -78,6 +78,9 @@ Options:
     process.umask(old);
     chmodSync(path, 0o600);
     await engine.recover();
+    // What start-up left behind (module set-up, parsing) is garbage by now: a daemon at rest
+    // should not keep it.
+    Bun.gc(true);
     log("info", `daemon: listening on unix://${path}`);
     writeSync(2, `tinyc daemon: listening on unix://${path}\n`);
 

@@ -292,7 +292,7 @@ beforeAll(async () => {
 afterAll(() => {
   registry?.proc.kill("SIGKILL");
   cleanup();
-});
+}, 60_000);
 
 // One test's tinyc: its own data root, runtime state folder, home and config.
 

@@ -54,7 +54,7 @@ const started: Subprocess[] = [];
 afterAll(() => {
   for (const p of started) p.kill("SIGKILL");
   cleanup();
-});
+}, 60_000);
 
 function sha(data: Uint8Array): string {
   return `sha256:${createHash("sha256").update(data).digest("hex")}`;

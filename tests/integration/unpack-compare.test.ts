@@ -763,7 +763,7 @@ const pods: Podman[] = [];
 afterAll(async () => {
   for (const pm of pods) await stopPodman(pm);
   cleanup();
-});
+}, 60_000);
 
 function suite(as: As, reason: string | null): void {
   describe.skipIf(!!reason)(`unpacked trees (${as}): tinyc agrees with podman`, () => {
