@@ -9,6 +9,7 @@ import { API_VERSION, HttpError, MIN_API_VERSION, type Handler, type Request, ty
 import type { Engine, Record as CRecord } from "./engine";
 import { FLAG } from "./shim";
 import { containerRoutes as logsRoutes } from "./logs";
+import { unsupported } from "./images";
 
 export type Route = {
   method: string;
@@ -473,6 +474,19 @@ export function containerRoutes(x: Context): Route[] {
       },
     },
     ...logsRoutes(x),
+    unsupported("GET", /^\/containers\/[^/]+\/top$/, "top"),
+    unsupported("GET", /^\/containers\/[^/]+\/stats$/, "stats"),
+    unsupported("GET", /^\/containers\/[^/]+\/changes$/, "diff"),
+    unsupported("POST", /^\/containers\/[^/]+\/update$/, "update"),
+    unsupported("GET", /^\/containers\/[^/]+\/archive$/, "cp"),
+    unsupported("PUT", /^\/containers\/[^/]+\/archive$/, "cp"),
+    unsupported("HEAD", /^\/containers\/[^/]+\/archive$/, "cp"),
+    unsupported("POST", /^\/containers\/prune$/, "container prune"),
+    unsupported("GET", /^\/networks(\/.*)?$/, "networks"),
+    unsupported("POST", /^\/networks(\/.*)?$/, "networks"),
+    unsupported("GET", /^\/volumes(\/.*)?$/, "volumes"),
+    unsupported("POST", /^\/volumes(\/.*)?$/, "volumes"),
+    unsupported("GET", /^\/system\/df$/, "system df"),
   ];
 }
 

@@ -597,7 +597,7 @@ async function login(req: Request, res: Response) {
   await res.json(200, { Status: "Login Succeeded", IdentityToken: "" });
 }
 
-function unsupported(method: string, re: RegExp, what: string): Route {
+export function unsupported(method: string, re: RegExp, what: string): Route {
   return {
     method,
     path: re,

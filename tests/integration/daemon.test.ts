@@ -257,6 +257,9 @@ describe.skipIf(!!noDaemon)("the docker CLI against tinyc daemon, rootless", () 
     expect(huge.status).toBe(413);
     const unknown = await api("GET", "/v1.41/no/such/route");
     expect(unknown.status).toBe(404);
+    const volumes = await api("GET", "/v1.41/volumes");
+    expect(volumes.status).toBe(501);
+    expect(JSON.parse(volumes.body).message).toContain("not supported");
     const tooNew = await api("GET", "/v9.99/version");
     expect(tooNew.status).toBe(400);
     expect((await api("GET", "/_ping")).body).toBe("OK");
