@@ -819,6 +819,13 @@ static void step_console(struct child *c, const struct tc_step *s)
 	slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
 	if (slave < 0)
 		die(c, errno, "/dev/ptmx");
+	/* b: process.consoleSize as rows << 16 | columns, the size before the program looks. */
+	if (s->b) {
+		struct winsize ws = { .ws_row = (unsigned short)(s->b >> 16), .ws_col = (unsigned short)(s->b & 0xffff) };
+
+		if (ioctl(master, TIOCSWINSZ, &ws) < 0)
+			die(c, errno, "/dev/ptmx");
+	}
 	ret = send_fd_on(sock, master, "t", 1);
 	if (ret < 0)
 		die(c, -ret, "console socket");

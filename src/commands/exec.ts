@@ -167,6 +167,9 @@ export function execProcess(st: ContainerState, proc: Process, o: ExecOptions): 
 
   const join = namespacesToJoin(st.pid);
   const userns = join.includes("user") ? containerMaps(st.pid) : undefined;
+  if (proc.terminal && !socket && !proc.consoleSize && process.stdout.isTTY && process.stdout.rows > 0) {
+    proc.consoleSize = { height: process.stdout.rows, width: process.stdout.columns };
+  }
   const pair = proc.terminal ? consolePair() : undefined;
   setDumpable(false);
   if (!detach) holdSignals();

@@ -237,6 +237,10 @@ export async function runBundle(r: RunArgs, globals: Globals): Promise<number> {
   const { dir, spec } = loadBundle(r.bundle);
   requireProcess(spec);
   const terminal = !!spec.process!.terminal;
+  // A terminal of tinyc's own starts at the size of the caller's, before the program looks.
+  if (terminal && !spec.process!.consoleSize && process.stdout.isTTY && process.stdout.rows > 0) {
+    spec.process!.consoleSize = { height: process.stdout.rows, width: process.stdout.columns };
+  }
   const wantsNetwork = helperOf(spec) !== undefined;
   if (terminal && r.detach) {
     throw new TinycError("process.terminal with --detach needs --console-socket, not supported by run", {

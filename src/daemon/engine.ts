@@ -321,6 +321,10 @@ export class Engine {
         if (e instanceof TinycError) throw new HttpError(400, e.message);
         throw e;
       }
+      const size = hc.ConsoleSize;
+      if (body.Tty && Array.isArray(size) && size[0] > 0 && size[1] > 0) {
+        spec.process!.consoleSize = { height: Number(size[0]), width: Number(size[1]) };
+      }
       if (Array.isArray(hc.CapAdd) || Array.isArray(hc.CapDrop)) {
         const caps = new Set(spec.process!.capabilities!.bounding);
         const norm = (c: string) => (c.toUpperCase().startsWith("CAP_") ? c.toUpperCase() : `CAP_${c.toUpperCase()}`);
@@ -802,6 +806,9 @@ export class Engine {
     if (cfg.WorkingDir) proc.cwd = cfg.WorkingDir;
     proc.terminal = tty;
     if (tty) proc.env = mergeEnv(proc.env, ["TERM=xterm"]);
+    const size = cfg.ConsoleSize;
+    if (tty && Array.isArray(size) && size[0] > 0 && size[1] > 0) proc.consoleSize = { height: size[0], width: size[1] };
+    else delete proc.consoleSize;
     if (cfg.User) {
       try {
         const lower = JSON.parse(spec.annotations?.[OVERLAY_ANNOTATION] ?? "null");

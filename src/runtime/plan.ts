@@ -738,6 +738,7 @@ class Builder {
       this.add({
         op: "console",
         a: this.ctx.console.fd,
+        b: consoleSize(p.consoleSize),
         flags: this.ctx.console.joined ? F.keepConsole : 0,
         text: this.ctx.console.joined
           ? "make a terminal from /dev/ptmx, send its master to tinyc, make it stdin/stdout/stderr"
@@ -851,4 +852,10 @@ let cgroup2: boolean | undefined;
 function cgroup2Host(): boolean {
   cgroup2 ??= existsSync("/sys/fs/cgroup/cgroup.controllers");
   return cgroup2;
+}
+
+/** process.consoleSize for the console step: rows in the high 16 bits, columns in the low. */
+function consoleSize(size: { height: number; width: number } | undefined): number {
+  if (!size || size.height === 0 || size.width === 0) return 0;
+  return (Math.min(size.height, 0xffff) * 0x10000) + Math.min(size.width, 0xffff);
 }
