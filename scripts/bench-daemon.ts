@@ -58,7 +58,7 @@ function positive(name: string, dflt: number): number {
 }
 const RUNS = Math.max(1, positive("runs", 20));
 const WARMUP = positive("warmup", 3);
-const COUNT = positive("count", 50);
+const COUNT = Math.max(1, positive("count", 50));
 const DRIVER = String(args["storage-driver"] ?? "vfs");
 
 function which(cmd: string): string | null {
