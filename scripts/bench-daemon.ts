@@ -12,8 +12,9 @@
 // - dockerd (Debian's docker.io) as root with a containerd of its own: its own sockets, root,
 //   state, data root and exec root, no bridge and no iptables; busybox:local comes from
 //   `docker import` of the same tar. Its storage driver is vfs by default: with overlay2 on this
-//   kernel, dockerd 20.10's runs start failing after a few with "executable file not found"
-//   (the container's root is empty); vfs copies the 2.7 MB busybox tree for each container.
+//   kernel, dockerd 20.10's runs start failing after a few with runc's "executable file not
+//   found in $PATH" (not looked into further); vfs copies the 2.7 MB busybox tree for each
+//   container.
 // Every run says --pull=never and --network none (dockerd has no bridge; tinyc's default
 // network would add slirp4netns to each run). The runs are interleaved: one of each engine in
 // turn, so that the machine's load falls on all of them alike.
