@@ -9,17 +9,12 @@ import { join } from "node:path";
 import { TinycError } from "../errors";
 import { log } from "../log";
 import type { Image, ImageStore } from "../image/store";
-import { familiarReference, parseReference } from "../image/reference";
-import { mergeEnv, resolveUser, specFromImage } from "../image/runspec";
 import type { ContainerConfig } from "../image/types";
 import { containersDir, type ContainerMeta } from "../image/containers";
-import { stringifySpec } from "../oci/spec";
-import { OVERLAY_ANNOTATION } from "../runtime/plan";
+import { OVERLAY_ANNOTATION } from "../runtime/annotations";
 import { defaultStateRoot, newId } from "../runtime/state";
-import { removeInUserns, runInUserns, selfArgv } from "../runtime/userns";
-import { storageDriver } from "../commands/container";
-import { parseSignal } from "../runtime/container";
-import { parseNetworkFlag, prepareNetwork, type NetworkMode, type PortSpec } from "../runtime/network";
+import { selfArgv } from "../runtime/self";
+import type { NetworkMode, PortSpec } from "../runtime/network";
 import type { Events } from "./events";
 import { HttpError, type Inbound } from "./http";
 import {
@@ -192,6 +187,13 @@ export class Engine {
   // ---- create --------------------------------------------------------------------------------
 
   async create(body: any, name: string | null): Promise<{ Id: string; Warnings: string[] }> {
+    // What making a container needs is loaded on the first one: a daemon at rest stays small.
+    const { familiarReference, parseReference } = await import("../image/reference");
+    const { mergeEnv, specFromImage } = await import("../image/runspec");
+    const { stringifySpec } = await import("../oci/spec");
+    const { storageDriver } = await import("../commands/container");
+    const { parseNetworkFlag, prepareNetwork } = await import("../runtime/network");
+    const { runInUserns } = await import("../runtime/userns");
     if (typeof body !== "object" || body === null || Array.isArray(body)) {
       throw new HttpError(400, "the request body must be a JSON object");
     }
@@ -637,6 +639,7 @@ export class Engine {
 
   async kill(c: Live, signal: string): Promise<void> {
     if (!c.rec.State.Running) throw new HttpError(409, `Container ${c.rec.Id} is not running`);
+    const { parseSignal } = await import("../runtime/container");
     let sig: number;
     try {
       sig = parseSignal(signal);
@@ -798,6 +801,7 @@ export class Engine {
     const c = this.containers.get(e.ContainerID);
     if (!c || !c.rec.State.Running) throw new HttpError(409, `Container ${e.ContainerID} is not running`);
     if (e.Running || e.ExitCode !== null) throw new HttpError(409, `exec ${e.ID} has already been started`);
+    const { mergeEnv, resolveUser } = await import("../image/runspec");
     const spec = JSON.parse(readFileSync(join(c.dir, "config.json"), "utf8"));
     const proc = { ...spec.process };
     const cfg = e.Config;
@@ -931,7 +935,9 @@ export function removeDir(dir: string): void {
   try {
     rmSync(dir, { recursive: true, force: true });
   } catch {}
-  if (existsSync(dir) && process.getuid!() !== 0) removeInUserns(dir);
+  if (existsSync(dir) && process.getuid!() !== 0) {
+    (require("../runtime/userns") as typeof import("../runtime/userns")).removeInUserns(dir);
+  }
 }
 
 /**

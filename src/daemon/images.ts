@@ -6,11 +6,10 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { TinycError } from "../errors";
-import { importRootfs, loadArchive, saveArchive } from "../image/archive";
 import type { Credentials } from "../image/auth";
 import { fileStream } from "../image/bytes";
 import { allMetas } from "../image/containers";
-import { pull, type Progress } from "../image/pull";
+import type { Progress } from "../image/pull";
 import {
   familiarReference,
   formatReference,
@@ -18,7 +17,6 @@ import {
   parseReference,
   type Reference,
 } from "../image/reference";
-import { RegistryClient } from "../image/registry";
 import { shortName, type Image } from "../image/store";
 import { hostPlatform, parsePlatform, platformMatches, type History, type Platform } from "../image/types";
 import type { Context, Route } from "./api";
@@ -477,6 +475,9 @@ async function pullImage(x: Context, req: Request, res: Response, from: string) 
   const stream = new PullStream(res, { status: `Pulling from ${ref.repository}`, id: ref.digest ?? ref.tag });
   let img: Image;
   try {
+    // Registry and archive code loads with the first request that needs it.
+    const { RegistryClient } = await import("../image/registry");
+    const { pull } = await import("../image/pull");
     const client = new RegistryClient(ref.registry, creds);
     img = await pull(x.store, text, { platform, progress: stream, client });
   } catch (e) {
@@ -518,6 +519,7 @@ async function importImage(x: Context, req: Request, res: Response, src: string)
   }
   let img: Image;
   try {
+    const { importRootfs } = await import("../image/archive");
     img = await importRootfs(x.store, nonEmpty(req.body, "the tarball"), name, {
       changes: req.query.getAll("changes"),
       message: req.query.get("message") ?? undefined,
@@ -534,6 +536,7 @@ async function importImage(x: Context, req: Request, res: Response, src: string)
 async function loadImages(x: Context, req: Request, res: Response) {
   let images: Image[];
   try {
+    const { loadArchive } = await import("../image/archive");
     images = await loadArchive(x.store, nonEmpty(req.body, "the archive"));
   } catch (e) {
     throw httpError(e, 400);
@@ -555,6 +558,7 @@ async function saveImages(x: Context, res: Response, names: string[]) {
     const file = path.join(dir, "save.tar");
     const fd = fs.openSync(file, "wx", 0o600);
     try {
+      const { saveArchive } = await import("../image/archive");
       await saveArchive(x.store, names, fd);
     } catch (e) {
       throw httpError(e, 500);
@@ -590,6 +594,7 @@ async function login(req: Request, res: Response) {
     throw httpError(e, 400);
   }
   try {
+    const { RegistryClient } = await import("../image/registry");
     await new RegistryClient(registry, { username, password }).ping();
   } catch (e) {
     throw httpError(e, /: (unauthorized|authentication required|access denied)\b/.test((e as Error).message) ? 401 : 500);

@@ -3,8 +3,7 @@
 
 import { closeSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { OVERLAY_ANNOTATION } from "../runtime/plan";
-import { runInUserns } from "../runtime/userns";
+import { OVERLAY_ANNOTATION } from "../runtime/annotations";
 import type { Context, Route } from "./api";
 import { HttpError, type Request, type Response } from "./http";
 import { frame } from "./shim";
@@ -136,6 +135,7 @@ export function containerRoutes(x: Context): Route[] {
     const at = join(c.dir, "rootfs");
     const tarFile = join(c.dir, `.export-${Date.now()}.tar`);
     const tar = ["tar", "--numeric-owner", "--xattrs", "-C", at, "-cf", tarFile, "."];
+    const { runInUserns } = await import("../runtime/userns");
     const r = await runInUserns(tar, overlay ? { overlay: { lower: [overlay.upper, ...overlay.lower], at } } : {});
     try {
       if (r.code !== 0) throw new HttpError(500, `export: tar exited with status ${r.code}`);

@@ -17,6 +17,7 @@ import {
   describePropagation,
   parseMountOptions,
 } from "./mountopts";
+import { OVERLAY_ANNOTATION } from "./annotations";
 
 export const CLONE = {
   NEWTIME: 0x80n,
@@ -71,8 +72,7 @@ export interface PlanContext {
   console?: { fd: number; joined?: boolean };
 }
 
-/** The annotation by which a container made from an image names its overlay's folders. */
-export const OVERLAY_ANNOTATION = "run.tinyc.overlay";
+export { OVERLAY_ANNOTATION };
 /** A private network's helper (runtime/network.ts); its tap device is made by the plan. */
 export const NETWORK_ANNOTATION = "run.tinyc.network";
 /** The container's interface on a private network. */

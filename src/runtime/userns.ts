@@ -12,13 +12,10 @@ import { caller, defaultMaps } from "./idmap";
 import { launch } from "./launch";
 import { ATTR, MS } from "./mountopts";
 import { CLONE, DEFAULT_PATH, selfMapSteps } from "./plan";
+import { selfArgv } from "./self";
 
-/** argv that runs this tinyc again: the executable, and the script when run from source. */
-export function selfArgv(...args: string[]): string[] {
-  const script = process.argv[1];
-  const fromSource = script !== undefined && /\.(ts|js)$/.test(script) && !script.startsWith("/$bunfs");
-  return fromSource ? [process.execPath, script, ...args] : [process.execPath, ...args];
-}
+export { selfArgv };
+
 
 /**
  * Runs ARGV as root of a new user namespace mapped like a rootless container's; returns its
