@@ -474,7 +474,13 @@ export function containerRoutes(x: Context): Route[] {
       },
     },
     ...logsRoutes(x),
-    unsupported("GET", /^\/containers\/[^/]+\/top$/, "top"),
+    {
+      method: "GET",
+      path: /^\/containers\/([^/]+)\/top$/,
+      handle: async (req, res, m) => {
+        await res.json(200, await e.top(e.find(param(m[1])), req.query.get("ps_args") ?? ""));
+      },
+    },
     unsupported("GET", /^\/containers\/[^/]+\/stats$/, "stats"),
     unsupported("GET", /^\/containers\/[^/]+\/changes$/, "diff"),
     unsupported("POST", /^\/containers\/[^/]+\/update$/, "update"),
@@ -482,11 +488,46 @@ export function containerRoutes(x: Context): Route[] {
     unsupported("PUT", /^\/containers\/[^/]+\/archive$/, "cp"),
     unsupported("HEAD", /^\/containers\/[^/]+\/archive$/, "cp"),
     unsupported("POST", /^\/containers\/prune$/, "container prune"),
+    ...networkRoutes(),
     unsupported("GET", /^\/networks(\/.*)?$/, "networks"),
     unsupported("POST", /^\/networks(\/.*)?$/, "networks"),
     unsupported("GET", /^\/volumes(\/.*)?$/, "volumes"),
     unsupported("POST", /^\/volumes(\/.*)?$/, "volumes"),
     unsupported("GET", /^\/system\/df$/, "system df"),
+  ];
+}
+
+/** The three networks a container can name (there are no others to make or join). */
+const NETWORKS = [
+  { Name: "bridge", Driver: "slirp4netns", about: "a private network namespace, outbound through slirp4netns" },
+  { Name: "host", Driver: "host", about: "the host's network namespace" },
+  { Name: "none", Driver: "null", about: "loopback only" },
+];
+
+function networkRoutes(): Route[] {
+  const shape = (n: (typeof NETWORKS)[number]) => ({
+    Name: n.Name, Id: n.Name, Created: "0001-01-01T00:00:00Z", Scope: "local", Driver: n.Driver,
+    EnableIPv6: false, IPAM: { Driver: "default", Options: null, Config: [] }, Internal: false,
+    Attachable: false, Ingress: false, ConfigFrom: { Network: "" }, ConfigOnly: false,
+    Containers: {}, Options: {}, Labels: { "run.tinyc.about": n.about },
+  });
+  return [
+    {
+      method: "GET",
+      path: /^\/networks$/,
+      handle: async (_req, res) => {
+        await res.json(200, NETWORKS.map(shape));
+      },
+    },
+    {
+      method: "GET",
+      path: /^\/networks\/([^/]+)$/,
+      handle: async (_req, res, m) => {
+        const n = NETWORKS.find((x) => x.Name === param(m[1]));
+        if (!n) throw new HttpError(404, `network ${param(m[1])} not found`);
+        await res.json(200, shape(n));
+      },
+    },
   ];
 }
 

@@ -740,6 +740,29 @@ export class Engine {
     this.o.events.emit("container", "rename", c.rec.Id, this.attrs(c, { oldName: old }));
   }
 
+  /** docker top: the container's processes, as ps prints them on the host. */
+  async top(c: Live, psArgs: string): Promise<{ Titles: string[]; Processes: string[][] }> {
+    if (!c.rec.State.Running) throw new HttpError(409, `Container ${c.rec.Id} is not running`);
+    const p = Bun.spawn(this.runtimeArgv("ps", "--format", "json", c.rec.Id), { stdout: "pipe", stderr: "pipe" });
+    const [out, code] = [await new Response(p.stdout).text(), await p.exited];
+    if (code !== 0) throw new HttpError(500, `top: the runtime's ps failed (status ${code})`);
+    const pids = (JSON.parse(out) as number[]).filter((n) => Number.isInteger(n));
+    if (pids.length === 0) return { Titles: [], Processes: [] };
+    const fields = psArgs.trim() === "" ? ["-o", "user,pid,ppid,c,stime,tty,time,cmd"] : psArgs.trim().split(/\s+/);
+    if (!fields.every((f) => /^[-a-zA-Z0-9,=:%]+$/.test(f))) throw new HttpError(400, `ps options ${JSON.stringify(psArgs)}: not supported`);
+    const ps = Bun.spawnSync(["ps", ...fields, "-p", pids.join(",")], { stderr: "pipe" });
+    if (ps.exitCode !== 0 && ps.stdout.length === 0) {
+      throw new HttpError(500, `ps ${fields.join(" ")}: ${ps.stderr.toString().trim()}`);
+    }
+    const lines = ps.stdout.toString().trimEnd().split("\n");
+    const titles = lines[0].trim().split(/\s+/);
+    const rows = lines.slice(1).map((l) => {
+      const cols = l.trim().split(/\s+/);
+      return [...cols.slice(0, titles.length - 1), cols.slice(titles.length - 1).join(" ")];
+    });
+    return { Titles: titles, Processes: rows };
+  }
+
   // ---- attach --------------------------------------------------------------------------------
 
   /** Joins a hijacked client to the container's stdio: now if it runs, else when it starts. */

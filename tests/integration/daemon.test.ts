@@ -390,6 +390,16 @@ describe.skipIf(!!noDaemon)("more of the docker CLI against tinyc daemon", () =>
     await ok(["rm", "-f", "always"]);
   }, 60_000);
 
+  test("top lists the container's processes; network ls the three networks", async () => {
+    await ok(["run", "--pull=never", "-d", "--name", "topped", IMAGE, "sleep", "60"]);
+    const top = await ok(["top", "topped", "-o", "pid,comm"]);
+    expect(top).toMatch(/^PID\s+COMMAND\n\d+\s+sleep\n$/);
+    await ok(["rm", "-f", "topped"]);
+    expect(await ok(["network", "ls", "--format", "{{.Name}}"])).toBe("bridge\nhost\nnone\n");
+    const missing = await docker(["network", "inspect", "nosuchnet"]);
+    expect(missing.code).not.toBe(0);
+  });
+
   test("rmi refuses an image a container uses", async () => {
     await ok(["create", "--name", "user-of-image", IMAGE, "true"]);
     const r = await docker(["rmi", IMAGE]);
