@@ -400,6 +400,20 @@ describe.skipIf(!!noDaemon)("more of the docker CLI against tinyc daemon", () =>
     expect(missing.code).not.toBe(0);
   });
 
+  test("logs are rotated by size (--log-max-size 4096, 3 files) and read across the files", async () => {
+    await ok(["run", "--pull=never", "--name", "chatty", IMAGE, "sh", "-c", "i=1; while [ $i -le 300 ]; do echo line-$i; i=$((i+1)); done"]);
+    const id = (await ok(["inspect", "-f", "{{.Id}}", "chatty"])).trim();
+    const files = fs.readdirSync(path.join(d.data, "containers", id)).filter((f) => f.startsWith("container.log")).sort();
+    expect(files).toEqual(["container.log", "container.log.1", "container.log.2"]);
+    const lines = (await ok(["logs", "chatty"])).trim().split("\n");
+    // The oldest lines are gone with the oldest file; what is left is whole and in order.
+    expect(lines.length).toBeLessThan(300);
+    expect(lines.at(-1)).toBe("line-300");
+    const first = Number(lines[0].slice(5));
+    expect(lines).toEqual(Array.from({ length: 301 - first }, (_, i) => `line-${first + i}`));
+    await ok(["rm", "chatty"]);
+  });
+
   test("rmi refuses an image a container uses", async () => {
     await ok(["create", "--name", "user-of-image", IMAGE, "true"]);
     const r = await docker(["rmi", IMAGE]);
