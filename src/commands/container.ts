@@ -357,6 +357,9 @@ flags:
       try {
         const m = findContainer(text);
         if (!m) throw new TinycError(`no such container: ${text}`);
+        if ((m as { daemon?: boolean }).daemon) {
+          throw new TinycError(`container ${m.name} belongs to tinyc daemon: remove it with docker rm`);
+        }
         const st = states.read(m.id);
         if (st && isAlive(st)) {
           if (!a.force) throw new TinycError(`container ${m.name} is running: stop it first, or rm -f`);

@@ -1,6 +1,6 @@
 // `tinyc daemon`: the Docker Engine API on a UNIX socket, for the unmodified docker CLI.
 
-import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, unlinkSync, writeSync } from "node:fs";
 import * as net from "node:net";
 import { dirname, join } from "node:path";
 import { parseFlags } from "./args";
@@ -60,6 +60,7 @@ Options:
     prepareSocketFolder(path);
     await refuseIfServed(path);
     const store = openStore();
+    lockStore(store.root);
     const events = new Events();
     const engine = new Engine({ store, events, shim: shimCommand(), logMaxSize, logMaxFiles });
     const ctx = { engine, store, events };
@@ -142,4 +143,22 @@ async function refuseIfServed(path: string): Promise<void> {
     s.once("error", () => resolve(false));
   });
   if (answered) throw new TinycError(`daemon: another daemon is serving ${path}`);
+}
+
+/**
+ * One daemon a store: a second, on another socket, would start and restart the same
+ * containers. The lock is held (its fd left open) for as long as the daemon runs.
+ */
+function lockStore(root: string): void {
+  const { flock, LOCK } = require("../../ffi/spawn") as typeof import("../../ffi/spawn");
+  mkdirSync(root, { recursive: true, mode: 0o700 });
+  const fd = openSync(join(root, "daemon.lock"), "a", 0o600);
+  try {
+    flock(fd, LOCK.EX | LOCK.NB);
+  } catch {
+    closeSync(fd);
+    throw new TinycError(`daemon: another tinyc daemon serves the store ${root}`, {
+      hint: "one daemon a store: stop it, or give this one another TINYC_DATA",
+    });
+  }
 }

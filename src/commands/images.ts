@@ -303,7 +303,8 @@ Untags each name; an image whose last name goes (or that is named by id) is dele
 blobs and layers no other image uses. An id with more than one name needs --force.
 
 flags:
-  --force, -f   delete the image by id even when several names point at it
+  --force, -f   delete the image by id even when several names point at it; an image a
+                container uses only loses its names (its layers stay for the container)
 `,
   async run(args) {
     const a = parse(args, this.help, { boolean: ["force"], alias: { f: "force" } });
@@ -314,10 +315,16 @@ flags:
     let failed = 0;
     for (const r of refs) {
       try {
-        const { untagged, deleted } = await store.removeImage(r, !!a.force, (img) => {
-          const user = allMetas().find((m) => m.imageId === img.id);
-          return user && `container ${JSON.stringify(user.name)}`;
-        });
+        const userOf = (id: string) => allMetas().find((m) => m.imageId === id);
+        const img = a.force ? store.findImage(r) : undefined;
+        const user = img && userOf(img.id);
+        // Forced, an image a container runs from loses its names and stays for its layers.
+        const { untagged, deleted } = user
+          ? { untagged: await store.untagAll(r), deleted: [] as string[] }
+          : await store.removeImage(r, !!a.force, (rec) => {
+            const u = userOf(rec.id);
+            return u && `container ${JSON.stringify(u.name)}`;
+          });
         for (const u of untagged) out(`Untagged: ${u}\n`);
         for (const d of deleted) out(`Deleted: ${d}\n`);
       } catch (e) {

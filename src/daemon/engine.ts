@@ -10,7 +10,7 @@ import { TinycError } from "../errors";
 import { log } from "../log";
 import type { Image, ImageStore } from "../image/store";
 import type { ContainerConfig } from "../image/types";
-import { containersDir, type ContainerMeta } from "../image/containers";
+import { claimName, containersDir, releaseName, type ContainerMeta } from "../image/containers";
 import { OVERLAY_ANNOTATION } from "../runtime/annotations";
 import { defaultStateRoot, newId } from "../runtime/state";
 import { selfArgv } from "../runtime/self";
@@ -94,6 +94,7 @@ interface Live {
   monitor?: net.Socket;
   starting?: Promise<void>;
   restartTimer?: ReturnType<typeof setTimeout>;
+  removing?: Promise<void>;
   /** Its start failed and it is being removed from inside that start. */
   failedStart?: boolean;
   execs: Set<string>;
@@ -138,8 +139,14 @@ export class Engine {
 
   private save(c: Live): void {
     const tmp = join(c.dir, ".daemon.json.tmp");
-    writeFileSync(tmp, JSON.stringify(c.rec), { mode: 0o600 });
-    renameSync(tmp, join(c.dir, "daemon.json"));
+    try {
+      writeFileSync(tmp, JSON.stringify(c.rec), { mode: 0o600 });
+      renameSync(tmp, join(c.dir, "daemon.json"));
+    } catch (e) {
+      // A container removed meanwhile has no record left to keep.
+      if ((e as NodeJS.ErrnoException).code === "ENOENT" && (c.removing || !this.containers.has(c.rec.Id))) return;
+      throw e;
+    }
   }
 
   private attrs(c: Live, extra: Record2 = {}): Record2 {
@@ -171,6 +178,14 @@ export class Engine {
         if (shimAlive(dir)) {
           await this.watch(c).catch(() => this.ended(c));
         } else await this.ended(c);
+        continue;
+      }
+      // A daemon that died between a shim's create and the start left the first process
+      // waiting for a start nobody will give: it goes, and the container is created again.
+      if (shimAlive(dir) && this.runtimeState(id)) await this.runtime("delete", "--force", id);
+      // As dockerd does: a --rm container that is not running is removed.
+      if (rec.HostConfig.AutoRemove) {
+        await this.remove(c, true).catch((e) => log("warn", `removing ${id}: ${(e as Error).message}`));
       }
     }
     // Restart policies apply when the daemon comes up, as they do when dockerd does.
@@ -290,6 +305,12 @@ export class Engine {
     mkdirSync(containersDir(), { recursive: true, mode: 0o700 });
     for (const sub of ["rootfs", "upper", "work"]) mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 });
     chmodSync(join(dir, "upper"), 0o755);
+    // The name is claimed in the store, as tinyc run claims its names: one container a name,
+    // whichever made it.
+    if (!claimName(wanted.slice(1), id)) {
+      removeDir(dir);
+      throw new HttpError(409, `Conflict. The container name "${wanted}" is already in use by another container. You have to remove (or rename) that container to be able to reuse that name.`);
+    }
     try {
       let spec;
       try {
@@ -433,6 +454,7 @@ export class Engine {
       this.o.events.emit("container", "create", id, this.attrs(c));
       return { Id: id, Warnings: warnings };
     } catch (e) {
+      releaseName(wanted.slice(1), id);
       removeDir(dir);
       throw e;
     }
@@ -696,7 +718,18 @@ export class Engine {
     this.o.events.emit("container", pause ? "pause" : "unpause", c.rec.Id, this.attrs(c));
   }
 
-  async remove(c: Live, force: boolean): Promise<void> {
+  /** Removes C; a second removal while one runs waits for that one. */
+  remove(c: Live, force: boolean): Promise<void> {
+    if (c.removing) return c.removing;
+    const p = this.doRemove(c, force);
+    c.removing = p;
+    p.catch(() => {}).then(() => {
+      if (c.removing === p && this.containers.has(c.rec.Id)) c.removing = undefined;
+    });
+    return p;
+  }
+
+  private async doRemove(c: Live, force: boolean): Promise<void> {
     if (c.rec.State.Running || (c.starting && !c.failedStart)) {
       if (!force) {
         throw new HttpError(409, `You cannot remove a running container ${c.rec.Id}. Stop the container before attempting removal or force remove`);
@@ -713,6 +746,7 @@ export class Engine {
     this.save(c);
     if (this.runtimeState(c.rec.Id)) await this.runtime("delete", "--force", c.rec.Id);
     c.monitor?.destroy();
+    releaseName(c.rec.Name.slice(1), c.rec.Id);
     removeDir(c.dir);
     this.containers.delete(c.rec.Id);
     for (const x of c.execs) this.execs.delete(x);
@@ -729,6 +763,11 @@ export class Engine {
       }
     }
     const old = c.rec.Name;
+    if (old === wanted) return;
+    if (!claimName(wanted.slice(1), c.rec.Id)) {
+      throw new HttpError(409, `Conflict. The container name "${wanted}" is already in use by another container. You have to remove (or rename) that container to be able to reuse that name.`);
+    }
+    releaseName(old.slice(1), c.rec.Id);
     c.rec.Name = wanted;
     this.save(c);
     try {

@@ -414,6 +414,35 @@ describe.skipIf(!!noDaemon)("more of the docker CLI against tinyc daemon", () =>
     await ok(["rm", "chatty"]);
   });
 
+  test("names are the store's: tinyc run and docker run cannot both take one", async () => {
+    await ok(["run", "--pull=never", "-d", "--name", "clash", IMAGE, "sleep", "60"]);
+    const cli = await runCommand([TINYC, "run", "--pull=never", "-d", "--name", "clash", IMAGE, "true"], { as: AS, env: env() });
+    expect(cli.code).toBe(125);
+    const rm = await runCommand([TINYC, "rm", "-f", "clash"], { as: AS, env: env() });
+    expect(rm.code).not.toBe(0);
+    expect(rm.stderr).toContain("docker rm");
+    // Three removals at once: one removes it, none fails with the daemon's own error.
+    const id = (await ok(["inspect", "-f", "{{.Id}}", "clash"])).trim();
+    const rms = await Promise.all([docker(["rm", "-f", "clash"]), docker(["rm", "-f", id]), docker(["rm", "-f", "clash"])]);
+    expect(rms.some((r) => r.code === 0)).toBe(true);
+    for (const r of rms) expect(r.stderr).not.toContain("ENOENT");
+    expect(await ok(["ps", "-aq"])).toBe("");
+  });
+
+  test("one daemon a store; a --rm container left created is removed by the next daemon", async () => {
+    const other = scratchDir(AS, "daemon-other");
+    fs.chmodSync(other, 0o700);
+    const second = await runCommand([TINYC, "daemon", "--host", `unix://${other}/d.sock`], { as: AS, env: env(), timeoutMs: 10_000 });
+    expect(second.code).not.toBe(0);
+    expect(second.stderr).toContain("another tinyc daemon serves the store");
+    await ok(["create", "--rm", "--name", "leftover", IMAGE, "true"]);
+    d.proc.kill("SIGKILL");
+    await d.proc.exited;
+    d.proc = startDaemon();
+    await waitForSocket();
+    expect((await docker(["inspect", "leftover"])).code).not.toBe(0);
+  }, 60_000);
+
   test("rmi refuses an image a container uses", async () => {
     await ok(["create", "--name", "user-of-image", IMAGE, "true"]);
     const r = await docker(["rmi", IMAGE]);
