@@ -801,6 +801,19 @@ function flagTests(as: As) {
     expect({ ps: rows, dirs: containerDirs(ctx).length }).toEqual({ ps: [], dirs: 0 });
   }, 15_000);
 
+  test("rmi refuses an image a container uses; -f only takes its names, and the container runs on", async () => {
+    const ctx = await withLayered(as);
+    await ok(ctx, ["run", "--pull=never", "-d", "--name", "user", LAYERED, "sleep", "60"]);
+    const refused = await tinyc(ctx, ["rmi", LAYERED]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain("in use");
+    const forced = await ok(ctx, ["rmi", "-f", LAYERED]);
+    expect(forced.stdout).toContain("Untagged:");
+    expect(forced.stdout).not.toContain("Deleted:");
+    expect((await ok(ctx, ["exec", "user", "ls", "/bin/sh"])).stdout).toBe("/bin/sh\n");
+    await ok(ctx, ["rm", "-f", "user"]);
+  });
+
   test("run IMAGE does refuse a --name in use with 125, and free it after rm", async () => {
     const ctx = await withLayered(as);
     const first = await runImage(ctx, ["--name", "x", LAYERED, "true"]);
