@@ -138,6 +138,11 @@ const DRIVER_TEXT: Record<StorageDriver, string> = {
 export async function runImage(r: ImageRunArgs, globals: Globals): Promise<number> {
   const a = r.a;
   const network = parseNetworkFlag(a.network);
+  if (a.userns !== undefined && list(a.publish).length > 0 && network.mode === "private") {
+    throw new TinycError("-p with --userns keep-id is not supported: slirp4netns's port API cannot be reached there", {
+      exitCode: EXIT.engine,
+    });
+  }
   const detach = !!a.detach;
   if (a.userns !== undefined) checkUserns(a.userns);
   const detachKeys = parseDetachKeys(a["detach-keys"]);

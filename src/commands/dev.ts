@@ -22,6 +22,7 @@ import { parseDetachKeys } from "../runtime/detachkeys";
 import { applyKeepId } from "../runtime/keepid";
 import { defaultStateRoot, newId, StateStore, type ContainerState } from "../runtime/state";
 import { parseFlags } from "./args";
+import { NETWORK_ANNOTATION } from "../runtime/network";
 import { parseImageRun, removeContainerDir, runImage } from "./container";
 import { execProcess } from "./exec";
 import type { Command } from "./index";
@@ -51,7 +52,7 @@ flags:
   --pull POLICY       missing (default), always or never, as for run
   --detach-keys KEYS  the keys that leave the shell running and return (default ctrl-p,ctrl-q)
   --network MODE      host (default), private, none, as for run (an image's container only)
-  --publish, -p [IP:]HOST:CONTAINER[/udp]   publish a port (with --network private)
+  --publish, -p [IP:]HOST:CONTAINER[/udp]   not supported yet with dev's keep-id (refused)
   --dns IP, --add-host NAME:IP              as for run
 `;
 
@@ -188,6 +189,8 @@ async function createFromBundle(s: Session, bundle: string, a: Record<string, an
     proc.cwd = s.folder;
     const linux = (spec.linux ??= {});
     linux.namespaces = (linux.namespaces ?? []).filter((n) => n.type !== "network");
+    // A private network that `tinyc bundle` named has no namespace left to serve.
+    if (spec.annotations) delete spec.annotations[NETWORK_ANNOTATION];
     // The host's network: its sysfs cannot be mounted anew, it is bound read-only.
     const sys = (spec.mounts ?? []).find((m) => m.destination === "/sys" && m.type === "sysfs");
     if (sys) {

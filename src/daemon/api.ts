@@ -7,7 +7,7 @@ import { version as tinycVersion, versionNumber } from "../version";
 import { eventMatches, labelsMatch, parseFilters, type Events } from "./events";
 import { API_VERSION, HttpError, MIN_API_VERSION, type Handler, type Request, type Response } from "./http";
 import type { Engine, Record as CRecord } from "./engine";
-import { FLAG } from "./shim";
+import { FLAG, frame } from "./shim";
 import { containerRoutes as logsRoutes } from "./logs";
 import { unsupported } from "./images";
 
@@ -453,7 +453,12 @@ export function containerRoutes(x: Context): Route[] {
         try {
           await e.execStart(ex, sock, res.inbound, tty);
         } catch (err) {
-          sock.end(`${(err as Error).message}\n`);
+          // The stream is the only way left to say it: on stderr, and the exec ends with 126
+          // (cannot run), as the CLI reads the status from the exec's inspect.
+          const text = Buffer.from(`${(err as Error).message}\n`);
+          ex.ExitCode = err instanceof HttpError && err.status === 409 ? 1 : 126;
+          ex.Running = false;
+          sock.end(tty ? text : frame(2, text));
         }
       },
     },

@@ -12,6 +12,7 @@ import type { Image, ImageStore } from "../image/store";
 import type { ContainerConfig } from "../image/types";
 import { claimName, containersDir, releaseName, type ContainerMeta } from "../image/containers";
 import { OVERLAY_ANNOTATION } from "../runtime/annotations";
+import { CAPABILITIES } from "../oci/config";
 import { defaultStateRoot, newId } from "../runtime/state";
 import { selfArgv } from "../runtime/self";
 import type { NetworkMode, PortSpec } from "../runtime/network";
@@ -238,6 +239,27 @@ export class Engine {
     checkStrings(body.Cmd, "Cmd");
     checkStrings(body.Env, "Env");
     checkStrings(hc.Binds, "HostConfig.Binds");
+    checkStringMap(body.Labels, "Labels");
+    checkStringMap(hc.Tmpfs, "HostConfig.Tmpfs");
+    for (const [k, v] of [["Hostname", body.Hostname], ["User", body.User], ["WorkingDir", body.WorkingDir],
+      ["StopSignal", body.StopSignal], ["Domainname", body.Domainname]] as const) {
+      if (v !== undefined && v !== null && typeof v !== "string") throw new HttpError(400, `${k} must be a string`);
+    }
+    const retries = hc.RestartPolicy?.MaximumRetryCount;
+    if (retries !== undefined && (!Number.isInteger(retries) || retries < 0)) {
+      throw new HttpError(400, "RestartPolicy.MaximumRetryCount must be a whole number, 0 or more");
+    }
+    if (typeof body.StopSignal === "string" && body.StopSignal !== "") {
+      const { parseSignal } = await import("../runtime/container");
+      try {
+        parseSignal(body.StopSignal);
+      } catch {
+        throw new HttpError(400, `invalid StopSignal ${JSON.stringify(body.StopSignal)}`);
+      }
+    }
+    for (const e of [...(body.Env ?? []), ...(body.Cmd ?? []), ...(Array.isArray(body.Entrypoint) ? body.Entrypoint : [])]) {
+      if (String(e).includes("\0")) throw new HttpError(400, "Env, Cmd and Entrypoint cannot hold NUL bytes");
+    }
     const entry: string[] = Array.isArray(body.Entrypoint)
       ? body.Entrypoint.filter((s: unknown) => s !== "")
       : typeof body.Entrypoint === "string" && body.Entrypoint !== ""
@@ -355,8 +377,13 @@ export class Engine {
           if (String(c).toUpperCase() === "ALL") caps.clear();
           else caps.delete(norm(String(c)));
         }
-        for (const c of hc.CapAdd ?? []) caps.add(norm(String(c)));
+        for (const c of hc.CapAdd ?? []) {
+          if (String(c).toUpperCase() === "ALL") for (const all of Object.keys(CAPABILITIES)) caps.add(all);
+          else caps.add(norm(String(c)));
+        }
         const list = [...caps];
+        const unknown = list.find((c) => CAPABILITIES[c] === undefined);
+        if (unknown) throw new HttpError(400, `unknown capability ${JSON.stringify(unknown)}`);
         spec.process!.capabilities = { bounding: list, effective: list, permitted: list };
       }
       let driver: "overlay" | "fuse-overlayfs" | "copy";
@@ -880,6 +907,7 @@ export class Engine {
         const lower = JSON.parse(spec.annotations?.[OVERLAY_ANNOTATION] ?? "null");
         const lookup = lower ? [lower.upper, ...lower.lower] : [join(c.dir, "rootfs")];
         proc.user = { ...resolveUser(cfg.User, lookup) };
+        if (proc.user.uid > 0xfffffffe || proc.user.gid > 0xfffffffe) throw new Error(`user ${cfg.User}: out of range`);
       } catch (err) {
         throw new HttpError(400, (err as Error).message);
       }
@@ -950,6 +978,13 @@ export class Engine {
 }
 
 type Record2 = { [k: string]: string };
+
+function checkStringMap(v: unknown, what: string): void {
+  if (v === undefined || v === null) return;
+  if (typeof v !== "object" || Array.isArray(v) || !Object.values(v as object).every((x) => typeof x === "string")) {
+    throw new HttpError(400, `${what} must map names to strings`);
+  }
+}
 
 function checkStrings(v: unknown, what: string): void {
   if (v === undefined || v === null) return;

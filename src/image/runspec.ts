@@ -120,10 +120,19 @@ export function volumeMount(text: string): Mount {
   if (!isAbsolute(ctr)) throw new TinycError(`-v ${JSON.stringify(text)}: the container path must be absolute`);
   const source = resolve(host);
   if (!existsSync(source)) throw new TinycError(`-v ${JSON.stringify(text)}: ${JSON.stringify(source)} does not exist`);
-  if (mode !== undefined && mode !== "ro" && mode !== "rw") {
-    throw new TinycError(`-v ${JSON.stringify(text)}: unknown mode ${JSON.stringify(mode)}`);
+  // docker's options: ro/rw, z/Z (SELinux relabelling: nothing to do without SELinux, which
+  // tinyc does not support), and a propagation.
+  const PROPAGATIONS = ["private", "rprivate", "shared", "rshared", "slave", "rslave"];
+  const opts = mode === undefined || mode === "" ? [] : mode.split(",");
+  let ro = false;
+  let propagation = "rprivate";
+  for (const o of opts) {
+    if (o === "ro" || o === "rw") ro = o === "ro";
+    else if (o === "z" || o === "Z") continue;
+    else if (PROPAGATIONS.includes(o)) propagation = o;
+    else throw new TinycError(`-v ${JSON.stringify(text)}: unknown mode ${JSON.stringify(o)}`);
   }
-  const options = ["rbind", "rprivate", ...(mode === "ro" ? ["ro"] : [])];
+  const options = ["rbind", propagation, ...(ro ? ["ro"] : [])];
   statSync(source);
   return { destination: ctr, type: "bind", source, options };
 }

@@ -504,14 +504,17 @@ async function addHostForward(runDir: string, p: PortSpec): Promise<void> {
       guest_port: p.containerPort,
     },
   });
-  // The folder may be deeper than a socket address can name: go through a descriptor of it.
-  const dirFd = openSync(runDir, "r");
+  // The folder may be deeper than a socket address can name: then go through a descriptor of
+  // it (which a process that is not dumpable may not be allowed to).
+  const direct = join(runDir, API_SOCKET);
+  const fits = Buffer.byteLength(direct) < 108;
+  const dirFd = fits ? -1 : openSync(runDir, "r");
   let answer = "";
   try {
     answer = await new Promise<string>((resolve, reject) => {
       let text = "";
       Bun.connect({
-        unix: `/proc/self/fd/${dirFd}/${API_SOCKET}`,
+        unix: fits ? direct : `/proc/self/fd/${dirFd}/${API_SOCKET}`,
         socket: {
           open(s) {
             s.write(request);
@@ -535,7 +538,7 @@ async function addHostForward(runDir: string, p: PortSpec): Promise<void> {
   } catch (e) {
     throw new TinycError(`-p ${portText(p)}: slirp4netns's API: ${(e as Error).message}`);
   } finally {
-    closeSync(dirFd);
+    if (dirFd >= 0) closeSync(dirFd);
   }
   let reply: { return?: unknown; error?: { desc?: string } };
   try {
