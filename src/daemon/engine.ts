@@ -81,6 +81,8 @@ interface ExecRecord {
   n: number;
   /** The pid file of its run, which names it to the shim. */
   pidFile?: string;
+  /** The terminal size last asked for (rows, columns). */
+  size?: [number, number];
 }
 
 type Waiter = (code: number) => void;
@@ -854,13 +856,18 @@ export class Engine {
     await this.resizeShim(c, resizeRequest(h, w));
   }
 
-  private async resizeShim(c: Live, request: Buffer): Promise<void> {
+  /** Sends a resize request; true when the shim says it was done. */
+  private async resizeShim(c: Live, request: Buffer): Promise<boolean> {
     const s = await connectShim(c.dir, request);
+    let answer = -1;
     await new Promise<void>((r) => {
-      s.on("data", () => {});
+      s.on("data", (d: Buffer) => {
+        if (answer < 0 && d.length > 0) answer = d[0];
+      });
       s.on("close", () => r());
       s.on("error", () => r());
     });
+    return answer === 0;
   }
 
   // ---- exec ----------------------------------------------------------------------------------
@@ -899,7 +906,7 @@ export class Engine {
     if (cfg.WorkingDir) proc.cwd = cfg.WorkingDir;
     proc.terminal = tty;
     if (tty) proc.env = mergeEnv(proc.env, ["TERM=xterm"]);
-    const size = cfg.ConsoleSize;
+    const size = e.size ?? cfg.ConsoleSize;
     if (tty && Array.isArray(size) && size[0] > 0 && size[1] > 0) proc.consoleSize = { height: size[0], width: size[1] };
     else delete proc.consoleSize;
     if (cfg.User) {
@@ -924,6 +931,9 @@ export class Engine {
     const flags = (cfg.AttachStdin && client ? 1 : 0) | (tty ? 2 : 0);
     const shim = await connectShim(c.dir, execRequest(flags, `${base}.pid`, tty ? `${base}.sock` : "", argv));
     e.Running = true;
+    if (tty && e.size && (e.size[0] !== proc.consoleSize?.height || e.size[1] !== proc.consoleSize?.width)) {
+      void this.execResize(e, e.size[0], e.size[1]).catch(() => {});
+    }
     this.o.events.emit("container", `exec_start: ${cfg.Cmd.join(" ")}`, c.rec.Id, this.attrs(c, { execID: e.ID }));
     const done = (code: number) => {
       e.Running = false;
@@ -946,14 +956,17 @@ export class Engine {
 
   async execResize(e: ExecRecord, h: number, w: number): Promise<void> {
     const c = this.containers.get(e.ContainerID);
-    if (!e.Running || !c || !e.pidFile) throw new HttpError(409, `exec ${e.ID} is not running`);
+    if (!c || (!e.Running && e.ExitCode !== null)) throw new HttpError(409, `exec ${e.ID} is not running`);
     if (!e.Config.Tty) return;
-    const s = await connectShim(c.dir, execResizeRequest(e.pidFile, h, w));
-    await new Promise<void>((r) => {
-      s.on("data", () => {});
-      s.on("close", () => r());
-      s.on("error", () => r());
-    });
+    // The CLI sizes the terminal right after its start: the process (and its pid file) may not
+    // be there yet, so the size is kept for the start, and tried again for a little while.
+    e.size = [h, w];
+    if (!e.Running || !e.pidFile) return;
+    for (let i = 0; i < 20; i++) {
+      if (await this.resizeShim(c, execResizeRequest(e.pidFile, h, w))) return;
+      if (!e.Running) return;
+      await sleep(25);
+    }
   }
 
   execInspect(e: ExecRecord): unknown {
