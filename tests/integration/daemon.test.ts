@@ -195,6 +195,9 @@ describe.skipIf(!!noDaemon)("the docker CLI against tinyc daemon, rootless", () 
     expect(await ok(["exec", "-i", "ex", "cat"], "piped\n")).toBe("piped\n");
     expect(await ok(["exec", "-u", "1000:1000", "-w", "/tmp", "-e", "X=y", "ex", "sh", "-c", "id -u; pwd; echo $X"])).toBe("1000\n/tmp\ny\n");
     expect((await docker(["exec", "ex", "no-such-command"])).code).toBe(127);
+    const noUser = await docker(["exec", "-u", "nosuch", "ex", "id"]);
+    expect(noUser.code).toBe(126);
+    expect(noUser.stderr).toContain("nosuch");
     await ok(["rm", "-f", "ex"]);
   });
 
@@ -249,6 +252,11 @@ describe.skipIf(!!noDaemon)("the docker CLI against tinyc daemon, rootless", () 
     expect(noImage.status).toBe(400);
     const wrongType = await api("POST", "/v1.41/containers/create", JSON.stringify({ Image: IMAGE, Cmd: "true; rm -rf /" }));
     expect(wrongType.status).toBe(400);
+    const badLabels = await api("POST", "/v1.41/containers/create", JSON.stringify({ Image: IMAGE, Cmd: ["true"], Labels: { a: 1 } }));
+    expect(badLabels.status).toBe(400);
+    const badRetries = await api("POST", "/v1.41/containers/create",
+      JSON.stringify({ Image: IMAGE, Cmd: ["true"], HostConfig: { RestartPolicy: { Name: "on-failure", MaximumRetryCount: "x" } } }));
+    expect(badRetries.status).toBe(400);
     const traversal = await api("GET", "/v1.41/containers/..%2F..%2Fetc/json");
     expect(traversal.status).toBe(404);
     const badName = await api("POST", "/v1.41/containers/create?name=../x", JSON.stringify({ Image: IMAGE }));
