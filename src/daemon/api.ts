@@ -145,15 +145,27 @@ function goArch(): string {
   return arch() === "x64" ? "amd64" : arch();
 }
 
-function psFilter(r: CRecord, f: Map<string, string[]>): boolean {
+/** docker's name filter is a regular expression over the name with its slash. */
+function nameMatches(name: string, pattern: string): boolean {
+  try {
+    return new RegExp(pattern).test(name) || new RegExp(pattern).test(name.slice(1));
+  } catch {
+    return name.slice(1).includes(pattern.replace(/^\//, ""));
+  }
+}
+
+const PS_FILTERS = ["label", "name", "id", "status", "exited", "ancestor"];
+const STATUSES = ["created", "running", "paused", "restarting", "removing", "exited", "dead"];
+
+function psFilter(r: CRecord, f: Map<string, string[]>, ancestorIds: Map<string, string>): boolean {
   const any = (key: string, test: (v: string) => boolean) => !f.has(key) || f.get(key)!.some(test);
   return (
     labelsMatch(r.Config.Labels, f.get("label")) &&
-    any("name", (v) => r.Name.slice(1).includes(v.replace(/^\//, ""))) &&
+    any("name", (v) => nameMatches(r.Name, v)) &&
     any("id", (v) => r.Id.startsWith(v)) &&
     any("status", (v) => r.State.Status === v) &&
     any("exited", (v) => r.State.Status === "exited" && String(r.State.ExitCode) === v) &&
-    any("ancestor", (v) => r.ImageName === v || r.Image === v || r.Image === `sha256:${v}` || r.Image.startsWith(`sha256:${v}`))
+    any("ancestor", (v) => r.ImageName === v || r.Image === v || r.Image.startsWith(`sha256:${v}`) || ancestorIds.get(v) === r.Image)
   );
 }
 
@@ -290,12 +302,26 @@ export function containerRoutes(x: Context): Route[] {
         } catch (err) {
           throw new HttpError(400, (err as Error).message);
         }
-        const all = flag(req.query, "all") || f.has("status") || f.has("exited");
+        for (const k of f.keys()) {
+          if (!PS_FILTERS.includes(k)) throw new HttpError(400, `invalid filter '${k}'`);
+        }
+        for (const v of f.get("status") ?? []) {
+          if (!STATUSES.includes(v)) throw new HttpError(400, `invalid filter 'status=${v}'`);
+        }
+        // An ancestor named by another of its names is the same image.
+        const ancestorIds = new Map<string, string>();
+        for (const v of f.get("ancestor") ?? []) {
+          try {
+            const img = x.store.findImage(v);
+            if (img) ancestorIds.set(v, img.id);
+          } catch {}
+        }
+        const limit = intParam(req.query, "limit");
+        const all = flag(req.query, "all") || f.has("status") || f.has("exited") || (limit !== undefined && limit > 0);
         let list = [...e.containers.values()].map((c) => c.rec)
           .filter((r) => all || r.State.Running)
-          .filter((r) => psFilter(r, f))
+          .filter((r) => psFilter(r, f, ancestorIds))
           .sort((a, b) => b.Created.localeCompare(a.Created));
-        const limit = intParam(req.query, "limit");
         if (limit !== undefined && limit > 0) list = list.slice(0, limit);
         await res.json(200, list.map(summary));
       },

@@ -47,8 +47,9 @@ export function containerRoutes(x: Context): Route[] {
     const want = new Set([...(on("stdout") ? ["stdout"] : []), ...(on("stderr") ? ["stderr"] : [])]);
     if (want.size === 0) throw new HttpError(400, "Bad parameters: you must choose at least one stream");
     const tailText = q.get("tail") ?? "all";
-    if (tailText !== "all" && !/^\d+$/.test(tailText)) throw new HttpError(400, `invalid tail: ${JSON.stringify(tailText)}`);
-    const tail = tailText === "all" ? Infinity : Number(tailText);
+    if (tailText !== "all" && !/^-?\d+$/.test(tailText)) throw new HttpError(400, `invalid tail: ${JSON.stringify(tailText)}`);
+    // As docker has it, a negative count is all of it.
+    const tail = tailText === "all" || Number(tailText) < 0 ? Infinity : Number(tailText);
     const since = timeParam(q.get("since"));
     const until = timeParam(q.get("until"));
     const stamps = on("timestamps");

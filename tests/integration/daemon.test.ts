@@ -451,6 +451,20 @@ describe.skipIf(!!noDaemon)("more of the docker CLI against tinyc daemon", () =>
     expect((await docker(["inspect", "leftover"])).code).not.toBe(0);
   }, 60_000);
 
+  test("ps filters as docker's: name is a pattern, ancestor any name of the image, -l the newest", async () => {
+    await ok(["tag", IMAGE, "other-name:1"]);
+    await ok(["run", "--pull=never", "--name", "filtered", IMAGE, "true"]);
+    expect(await ok(["ps", "-aq", "--filter", "name=^/filt.*d$"])).not.toBe("");
+    expect(await ok(["ps", "-aq", "--filter", "name=^/nomatch$"])).toBe("");
+    expect(await ok(["ps", "-aq", "--filter", "ancestor=other-name:1"])).toContain(
+      (await ok(["inspect", "-f", "{{.Id}}", "filtered"])).slice(0, 12));
+    expect(await ok(["ps", "-l", "--format", "{{.Names}}"])).toBe("filtered\n");
+    expect((await docker(["ps", "--filter", "status=bogus"])).code).not.toBe(0);
+    expect(await ok(["logs", "--tail", "-1", "filtered"])).toBe("");
+    await ok(["rm", "filtered"]);
+    await ok(["rmi", "other-name:1"]);
+  });
+
   test("rmi refuses an image a container uses", async () => {
     await ok(["create", "--name", "user-of-image", IMAGE, "true"]);
     const r = await docker(["rmi", IMAGE]);
