@@ -327,6 +327,11 @@ export const psCommandDocker = async (args: string[], globals: Globals): Promise
     return { ...m, status };
   }).filter((m) => a.all || m.status === "running" || m.status === "paused")
     .sort((x, y) => y.created.localeCompare(x.created));
+  if (a.format !== undefined && a.format !== "json" && a.format !== "table") {
+    throw new TinycError(`ps: --format ${JSON.stringify(a.format)}: only table and json are supported`, {
+      exitCode: EXIT.usage,
+    });
+  }
   if (a.format === "json") {
     writeFileSync(1, JSON.stringify(rows) + "\n");
   } else if (a.quiet) {

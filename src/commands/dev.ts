@@ -10,7 +10,7 @@ import { basename, isAbsolute, join, relative, resolve } from "node:path";
 import { flock, LOCK, NativeError } from "../../ffi/spawn";
 import type { Globals } from "../cli";
 import { EXIT, TinycError } from "../errors";
-import { allMetas, containersDir, type ContainerMeta } from "../image/containers";
+import { allMetas, containersDir, releaseName, type ContainerMeta } from "../image/containers";
 import { defaultDataRoot } from "../image/store";
 import { familiarReference, parseReference } from "../image/reference";
 import { mergeEnv } from "../image/runspec";
@@ -127,6 +127,7 @@ async function stopDev(m: ContainerMeta, states: StateStore, devDir: string): Pr
     await waitGone(st, 10_000);
   }
   if (st) states.remove(m.id);
+  releaseName(m.name, m.id);
   removeContainerDir(join(containersDir(), m.id));
   if (existsSync(join(devDir, "home"))) removeContainerDir(join(devDir, "home"));
   rmSync(join(devDir, "keep"), { force: true });

@@ -323,6 +323,8 @@ export class Engine {
     for (const k of ["Memory", "NanoCpus", "CpuShares", "PidsLimit", "CpuQuota"]) {
       if (hc[k]) warnings.push(`${k} is not applied: the daemon sets no resource limits`);
     }
+    if (hc.Init) warnings.push("--init is not supported: the command runs as the container's first process");
+    if (Array.isArray(hc.GroupAdd) && hc.GroupAdd.length) warnings.push("--group-add is not supported: no groups were added");
 
     const id = newId() + newId();
     const dir = join(containersDir(), id);
