@@ -138,11 +138,6 @@ const DRIVER_TEXT: Record<StorageDriver, string> = {
 export async function runImage(r: ImageRunArgs, globals: Globals): Promise<number> {
   const a = r.a;
   const network = parseNetworkFlag(a.network);
-  if (a.userns !== undefined && list(a.publish).length > 0 && network.mode === "private") {
-    throw new TinycError("-p with --userns keep-id is not supported: slirp4netns's port API cannot be reached there", {
-      exitCode: EXIT.engine,
-    });
-  }
   const detach = !!a.detach;
   if (a.userns !== undefined) checkUserns(a.userns);
   const detachKeys = parseDetachKeys(a["detach-keys"]);
@@ -188,7 +183,7 @@ export async function runImage(r: ImageRunArgs, globals: Globals): Promise<numbe
       lookup: lower,
       labels,
     });
-    prepareNetwork({ ...network, ports: list(a.publish), hostname: spec.hostname!, dir,
+    prepareNetwork({ ...network, ports: list(a.publish), hostname: spec.hostname!, dir, keepId: a.userns !== undefined,
       dns: list(a.dns), dnsSearch: list(a["dns-search"]), dnsOptions: list(a["dns-option"]),
       addHosts: list(a["add-host"]) }).apply(spec);
     if (a.userns !== undefined) applyKeepId(spec, { dir, lookup: lower, userGiven: a.user !== undefined });

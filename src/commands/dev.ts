@@ -52,7 +52,7 @@ flags:
   --pull POLICY       missing (default), always or never, as for run
   --detach-keys KEYS  the keys that leave the shell running and return (default ctrl-p,ctrl-q)
   --network MODE      host (default), private, none, as for run (an image's container only)
-  --publish, -p [IP:]HOST:CONTAINER[/udp]   not supported yet with dev's keep-id (refused)
+  --publish, -p [IP:]HOST:CONTAINER[/udp]   publish a port (with --network private)
   --dns IP, --add-host NAME:IP              as for run
 `;
 

@@ -59,6 +59,8 @@ export interface NetworkOptions {
   allowHostLoopback?: boolean;
   /** The host's resolv.conf (tests may point it elsewhere). */
   hostResolvConf?: string;
+  /** The container's user namespace does not make the user its root (keep-id). */
+  keepId?: boolean;
 }
 
 /** What a private network's helper needs to know, kept in config.json as an annotation. */
@@ -66,6 +68,12 @@ export interface HelperConfig {
   helper: "slirp4netns";
   ports: PortSpec[];
   allowHostLoopback: boolean;
+  /**
+   * false: slirp4netns runs without its sandbox. With a user namespace whose root is not the
+   * user (--userns keep-id), its sandboxed API socket cannot be reached from the host, so
+   * published ports need it off there; its seccomp filter stays.
+   */
+  sandbox?: boolean;
 }
 
 export interface ContainerNetwork {
@@ -319,7 +327,8 @@ export function prepareNetwork(o: NetworkOptions): ContainerNetwork {
     bind(join(o.dir, "resolv.conf"), "/etc/resolv.conf"),
   ];
   const helper: HelperConfig | undefined = o.mode === "private"
-    ? { helper: "slirp4netns", ports, allowHostLoopback: !!o.allowHostLoopback }
+    ? { helper: "slirp4netns", ports, allowHostLoopback: !!o.allowHostLoopback,
+      ...(o.keepId && ports.length > 0 && { sandbox: false }) }
     : undefined;
   const annotations: Record<string, string> =
     helper ? { [NETWORK_ANNOTATION]: JSON.stringify(helper) } : {};
@@ -375,7 +384,8 @@ export function helperOf(spec: Spec): HelperConfig | undefined {
     throw new TinycError(`annotation ${NETWORK_ANNOTATION}: ${why}`);
   }
   const ports = parsePorts(h.ports ?? []);
-  return { helper: "slirp4netns", ports, allowHostLoopback: !!h.allowHostLoopback };
+  return { helper: "slirp4netns", ports, allowHostLoopback: !!h.allowHostLoopback,
+    ...(h.sandbox === false && { sandbox: false }) };
 }
 
 /** Starts the helper a config.json asks for, for the container whose first process is pid. */
@@ -429,7 +439,7 @@ async function startSlirp(h: HelperConfig, pid: number, runDir: string): Promise
   // once that process has ended and been reaped, and then ends itself.
   const pidfd = pidfdOpen(pid);
   const args = [
-    exe, "--configure", "--mtu=65520", "--enable-sandbox", "--enable-seccomp",
+    exe, "--configure", "--mtu=65520", ...(h.sandbox === false ? [] : ["--enable-sandbox"]), "--enable-seccomp",
     ...(h.allowHostLoopback ? [] : ["--disable-host-loopback"]),
     "--exit-fd=3", "--ready-fd=4", `--api-socket=${API_SOCKET}`, String(pid), NETWORK_DEVICE,
   ];

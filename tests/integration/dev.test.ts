@@ -162,6 +162,19 @@ describe.skipIf(!!skip)("rootless", () => {
     expect(await devRows()).toEqual([]);
   });
 
+  test("--userns keep-id publishes ports on a private network", async () => {
+    const port = 21000 + (process.pid % 20000);
+    await ok(["run", "-d", "--pull=never", "--userns", "keep-id", "--name", "kidweb", "-p", `127.0.0.1:${port}:8080`,
+      "bb:1", "sh", "-c", "mkdir -p /tmp/w && echo kept > /tmp/w/index.html && exec httpd -f -p 8080 -h /tmp/w"]);
+    let body = "";
+    for (let i = 0; i < 50 && body !== "kept\n"; i++) {
+      body = Bun.spawnSync(["curl", "-s", "--max-time", "2", `http://127.0.0.1:${port}/`]).stdout.toString();
+      if (body !== "kept\n") await Bun.sleep(100);
+    }
+    expect(body).toBe("kept\n");
+    await ok(["rm", "-f", "kidweb"]);
+  });
+
   test("dev --keep leaves its container running for the next entry; dev --stop stops it", async () => {
     await ok(["dev", "--keep", "bb:1", "sh", "-c", "echo one > /tmp/mark"]);
     const rows = await devRows();
