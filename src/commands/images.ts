@@ -345,7 +345,7 @@ Reads a tarball written by \`docker save\` (or \`tinyc save\`) or an OCI image l
 plain or compressed with gzip or zstd, from FILE or standard input.
 
 flags:
-  --input, -i FILE  read FILE instead of standard input
+  --input, -i FILE  read FILE instead of standard input ("-": standard input)
   --quiet, -q       print nothing but errors
 `,
   async run(args) {
@@ -359,7 +359,8 @@ flags:
     if (!a.input && process.stdin.isTTY) {
       throw usageError("load: no archive on standard input; use -i FILE or a pipe");
     }
-    const source = a.input ? openFile(a.input) : stdinStream();
+    // "-i -" is standard input, as for import.
+    const source = a.input && a.input !== "-" ? openFile(a.input) : stdinStream();
     const images = await loadArchive(openStore(), source);
     if (a.quiet) return 0;
     for (const img of images) {
