@@ -185,7 +185,7 @@ export function buildExecPlan(process: Process, ctx: ExecContext): Plan {
   b.add({ op: "non-dumpable", text: "make the process non-dumpable (no access to its /proc/PID/exe)" });
   b.joinNamespaces();
   if (ctx.cgroup) b.add({ op: "wait-parent", text: "wait to be put in the container's cgroup" });
-  b.cwd();
+  b.cwd(false);
   b.processSetup();
   return {
     cloneFlags: 0n,
@@ -699,14 +699,17 @@ class Builder {
     };
   }
 
-  /** Before a read-only root is made, so a missing working folder can still be created. */
-  cwd(): void {
+  /**
+   * Before a read-only root is made, so a missing working folder can still be created; a
+   * process joining a running container (exec) must find its folder there, as with runc.
+   */
+  cwd(create = true): void {
     const cwd = this.spec.process!.cwd;
     this.add({
       op: "chdir",
       s1: cwd,
-      flags: F.inRoot | F.create,
-      text: `chdir ${cwd} (created with mode 0755 if missing)`,
+      flags: F.inRoot | (create ? F.create : 0),
+      text: create ? `chdir ${cwd} (created with mode 0755 if missing)` : `chdir ${cwd}`,
     });
   }
 
