@@ -415,6 +415,11 @@ function lifecycleTests(as: As) {
     const { rt, id } = await container(as, FOREVER);
     const r = await rt.tinyc(["exec", "--cwd", "/dev", id, "pwd"]);
     expect(r.stdout).toBe("/dev\n");
+    // A folder that is not there is an error, as with runc: exec makes nothing in the container.
+    const missing = await rt.tinyc(["exec", "--cwd", "/no/such/folder", id, "pwd"]);
+    expect(missing.code).toBe(125);
+    expect(missing.stderr).toContain("/no/such/folder");
+    expect((await rt.tinyc(["exec", id, "test", "-e", "/no"])).code).toBe(1);
   });
 
   test("exec --process runs the process that the file describes", async () => {
