@@ -77,7 +77,9 @@ export function parseImageRun(args: string[]): ImageRunArgs | undefined {
   return { image: pos[0], args: pos.slice(1), a };
 }
 
-async function imageFor(ref: string, policy: string, platform: string | undefined): Promise<Image> {
+async function imageFor(ref: string, policyGiven: string | string[], platform: string | undefined): Promise<Image> {
+  // Given twice, the last one counts, as in docker.
+  const policy = Array.isArray(policyGiven) ? policyGiven[policyGiven.length - 1] : policyGiven;
   const store = openStore();
   if (!["missing", "always", "never"].includes(policy)) {
     throw new TinycError(`--pull ${JSON.stringify(policy)}: expected missing, always or never`, { exitCode: EXIT.engine });

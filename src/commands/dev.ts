@@ -250,7 +250,12 @@ export const devCommand: Command = {
       writeFileSync(1, help);
       return 0;
     }
-    const folder = realpathSync(process.cwd());
+    let folder: string;
+    try {
+      folder = realpathSync(process.cwd());
+    } catch {
+      throw new TinycError("dev: the current folder is gone (deleted or unreachable): cd to one that exists");
+    }
     checkFolder(folder);
     const pos = a._.map(String);
     const states = new StateStore(globals.root ?? defaultStateRoot());

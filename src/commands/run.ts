@@ -222,6 +222,7 @@ async function runEither(args: string[], globals: Globals): Promise<number> {
   const bundleFlag = args.some((x) => x === "-b" || x === "--bundle" || x.startsWith("--bundle="));
   // The image code is loaded only for an image: a bundle run stays as small as it can be.
   const first = firstPositional(args);
+  if (first === "") throw new TinycError("run: the image (or bundle) name is empty", { exitCode: EXIT.engine });
   const container = bundleFlag || !first || isPath(first) ? undefined : await import("./container");
   const image = container?.parseImageRun(args);
   if (container && image && !isPath(image.image) && !image.a.help) return await container.runImage(image, globals);
