@@ -90,28 +90,7 @@ int tc_send_fd_sock(int32_t sock, int32_t fd)
 /* Receives one fd sent with SCM_RIGHTS; returns it, or a negative errno. */
 int tc_recv_fd(int32_t sock)
 {
-	char data;
-	struct iovec iov = { .iov_base = &data, .iov_len = 1 };
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-			      .msg_controllen = sizeof(u.buf) };
-	struct cmsghdr *cmsg;
-	ssize_t n;
-	int fd;
-
-	do
-		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return -errno;
-	cmsg = CMSG_FIRSTHDR(&msg);
-	if (n == 0 || !cmsg || cmsg->cmsg_type != SCM_RIGHTS)
-		return -EBADMSG;
-	memcpy(&fd, CMSG_DATA(cmsg), sizeof(int));
-	return fd;
+	return recv_fd_on(sock);
 }
 
 /*

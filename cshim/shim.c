@@ -57,6 +57,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util.h"
+
 #define READ_CHUNK 16384          /* one read from the container; also the longest log entry */
 #define READS_PER_WAKE 8          /* reads of one stream before others get a turn */
 #define CLIENT_MAX_BUF (1 << 20)  /* output a client may owe before it is dropped */
@@ -528,31 +530,6 @@ static int listen_at(const char *name)
 	return fd;
 }
 
-/* Receives the terminal's master that the runtime sends with SCM_RIGHTS. */
-static int recv_master(int sock)
-{
-	char data;
-	struct iovec iov = { .iov_base = &data, .iov_len = 1 };
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-			      .msg_controllen = sizeof(u.buf) };
-	struct cmsghdr *cmsg;
-	ssize_t n;
-	int fd;
-
-	do
-		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-	while (n < 0 && errno == EINTR);
-	cmsg = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL;
-	if (!cmsg || cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS)
-		return -1;
-	memcpy(&fd, CMSG_DATA(cmsg), sizeof(int));
-	return fd;
-}
-
 /* Takes the master from a connection on the console socket, if one is there. */
 static void accept_console(struct proc *p)
 {
@@ -563,7 +540,7 @@ static void accept_console(struct proc *p)
 	if (conn < 0)
 		return;
 	/* The runtime sends at once; a connection that does not must not stall the shim. */
-	fd = poll(&pfd, 1, 1000) == 1 ? recv_master(conn) : -1;
+	fd = poll(&pfd, 1, 1000) == 1 ? recv_fd_on(conn) : -1;
 	close(conn);
 	if (fd < 0)
 		return;
