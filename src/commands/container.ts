@@ -387,11 +387,23 @@ flags:
 };
 
 /** The folders of a container's file system, top first: its writable layer, then the image's. */
-function containerLayers(m: ContainerMeta): string[] {
-  const spec = JSON.parse(readFileSync(join(containersDir(), m.id, "config.json"), "utf8"));
+/** The folders of the file system of the container in DIR, top first; none for a copy. */
+export function containerLayers(dir: string): string[] | undefined {
+  const spec = JSON.parse(readFileSync(join(dir, "config.json"), "utf8"));
   const overlay = JSON.parse(spec.annotations?.[OVERLAY_ANNOTATION] ?? "null");
-  if (!overlay) throw new TinycError(`container ${m.name} has no layers to export`);
-  return [overlay.upper, ...overlay.lower];
+  return overlay ? [overlay.upper, ...overlay.lower] : undefined;
+}
+
+/**
+ * Writes the files of the container in DIR as a tar stream to OUTPUT ("-": stdout): through a
+ * read-only overlay of LAYERS in a mount namespace of our own, since the container may be
+ * running with its own overlay on the same folders; without layers, its rootfs as it is.
+ */
+export async function exportContainer(dir: string, layers: string[] | undefined, output: string): Promise<void> {
+  const at = join(dir, "rootfs");
+  const tar = ["tar", "--numeric-owner", "--xattrs", "-C", at, "-cf", output, "."];
+  const r = await runInUserns(tar, layers ? { overlay: { lower: layers, at } } : {});
+  if (r.code !== 0) throw new TinycError(`export: tar exited with status ${r.code}`);
 }
 
 export const exportCommand = {
@@ -416,12 +428,10 @@ flags:
     if (!text) throw new TinycError("export: a container is needed", { exitCode: EXIT.usage });
     const m = findContainer(text);
     if (!m) throw new TinycError(`no such container: ${text}`);
-    const at = join(containersDir(), m.id, "rootfs");
-    // A read-only overlay of its layers in a mount namespace of our own: the container may be
-    // running with its own overlay on the same folders.
-    const tar = ["tar", "--numeric-owner", "--xattrs", "-C", at, "-cf", a.output ?? "-", "."];
-    const r = await runInUserns(tar, { overlay: { lower: containerLayers(m), at } });
-    if (r.code !== 0) throw new TinycError(`export: tar exited with status ${r.code}`);
+    const dir = join(containersDir(), m.id);
+    const layers = containerLayers(dir);
+    if (!layers) throw new TinycError(`container ${m.name} has no layers to export`);
+    await exportContainer(dir, layers, a.output ?? "-");
     return 0;
   },
 };

@@ -1043,13 +1043,9 @@ function runtimeError(dir: string): string | undefined {
   return undefined;
 }
 
-export function removeDir(dir: string): void {
-  try {
-    rmSync(dir, { recursive: true, force: true });
-  } catch {}
-  if (existsSync(dir) && process.getuid!() !== 0) {
-    (require("../runtime/userns") as typeof import("../runtime/userns")).removeInUserns(dir);
-  }
+/** A container's folder, removed as tinyc rm removes one (loaded when first needed). */
+function removeDir(dir: string): void {
+  (require("../commands/container") as typeof import("../commands/container")).removeContainerDir(dir);
 }
 
 /**

@@ -3,7 +3,6 @@
 
 import { closeSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { OVERLAY_ANNOTATION } from "../runtime/annotations";
 import type { Context, Route } from "./api";
 import { HttpError, type Request, type Response } from "./http";
 import { frame } from "./shim";
@@ -131,15 +130,15 @@ export function containerRoutes(x: Context): Route[] {
 
   const exportFs = async (_req: Request, res: Response, m: string[]) => {
     const c = x.engine.find(decodeURIComponent(m[1]));
-    const spec = JSON.parse(readFileSync(join(c.dir, "config.json"), "utf8"));
-    const overlay = JSON.parse(spec.annotations?.[OVERLAY_ANNOTATION] ?? "null");
-    const at = join(c.dir, "rootfs");
+    const { containerLayers, exportContainer } = await import("../commands/container");
     const tarFile = join(c.dir, `.export-${Date.now()}.tar`);
-    const tar = ["tar", "--numeric-owner", "--xattrs", "-C", at, "-cf", tarFile, "."];
-    const { runInUserns } = await import("../runtime/userns");
-    const r = await runInUserns(tar, overlay ? { overlay: { lower: [overlay.upper, ...overlay.lower], at } } : {});
     try {
-      if (r.code !== 0) throw new HttpError(500, `export: tar exited with status ${r.code}`);
+      await exportContainer(c.dir, containerLayers(c.dir), tarFile);
+    } catch (e) {
+      Bun.spawnSync(["rm", "-f", tarFile]);
+      throw new HttpError(500, (e as Error).message);
+    }
+    try {
       await res.begin(200, { "Content-Type": "application/octet-stream" });
       const fd = openSync(tarFile, "r");
       try {
